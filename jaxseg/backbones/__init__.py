@@ -1,0 +1,4 @@
+"""Backbones."""
+from jaxseg.backbones.resnet import ResNet
+
+__all__ = ['ResNet']

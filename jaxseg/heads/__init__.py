@@ -1,0 +1,4 @@
+"""Segmentation heads."""
+from jaxseg.heads.aspp import ASPP
+
+__all__ = ['ASPP']

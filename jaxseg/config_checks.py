@@ -1,0 +1,121 @@
+"""Config validation that runs before anything is built or compiled.
+
+Every error names the offending field as `config.<path>=<value>` and says what is allowed.
+"""
+import re
+
+import jax
+
+
+class ConfigError(ValueError):
+  """A config field has a bad value."""
+
+
+def _fail(path: str, value, why: str):
+  raise ConfigError(f'config.{path}={value!r}: {why}')
+
+
+def _check_int(config, path: str, minimum: int):
+  node = config
+  for part in path.split('.'):
+    node = node[part]
+  if isinstance(node, bool) or not isinstance(node, int) or node < minimum:
+    _fail(path, node, f'must be an integer >= {minimum}')
+  return node
+
+
+def _check_choice(config, path: str, choices):
+  node = config
+  for part in path.split('.'):
+    node = node[part]
+  if node not in choices:
+    _fail(path, node, f'must be one of {sorted(choices, key=str)}')
+  return node
+
+
+def _check_common(config):
+  from jaxseg import methods  # pylint: disable=g-import-not-at-top
+  from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
+  _check_choice(config, 'method', methods.METHODS)
+  _check_choice(config, 'dataset.name', sources.SOURCES)
+  for field, minimum in [('seed', 0), ('batch_size', 1), ('eval_batch_size', 1),
+                         ('num_train_steps', 0), ('log_every_steps', 1),
+                         ('eval_every_steps', 0), ('checkpoint_every_steps', 1),
+                         ('keep_checkpoints', 1), ('data_threads', 1)]:
+    _check_int(config, field, minimum)
+  num_devices = config.get('num_devices', 0) or jax.device_count()
+  if num_devices > jax.device_count():
+    _fail('num_devices', num_devices, f'only {jax.device_count()} devices are present')
+  for field in ('batch_size', 'eval_batch_size'):
+    if config[field] % num_devices:
+      _fail(field, config[field], f'must be divisible by the {num_devices} devices of the mesh')
+
+
+def _check_dataset(config):
+  ds = config.dataset
+  aug = ds.augment
+  if ds.name == 'synthetic':
+    for field in ('num_train', 'num_val'):
+      _check_int(config, f'dataset.{field}', 1)
+    if len(ds.image_size) != 2 or min(ds.image_size) < 8:
+      _fail('dataset.image_size', tuple(ds.image_size), 'must be (height, width), each >= 8')
+    if (aug.crop_size[0] > ds.image_size[0]) or (aug.crop_size[1] > ds.image_size[1]):
+      _fail('dataset.augment.crop_size', tuple(aug.crop_size),
+            f'is larger than the images (config.dataset.image_size={tuple(ds.image_size)})')
+  if len(aug.crop_size) != 2 or min(aug.crop_size) < 1:
+    _fail('dataset.augment.crop_size', tuple(aug.crop_size), 'must be (height, width) >= 1')
+  if aug.get('scales') and min(aug.scales) <= 0:
+    _fail('dataset.augment.scales', tuple(aug.scales), 'scales must be > 0')
+  if len(aug.mean) != 3 or len(aug.std) != 3 or min(aug.std) <= 0:
+    _fail('dataset.augment.std', tuple(aug.std), 'mean and std need 3 values, std > 0')
+
+
+def _check_model(config):
+  from jaxseg.models import registry  # pylint: disable=g-import-not-at-top
+  m = config.model
+  if config.method == 'segmentation':
+    _check_choice(config, 'model.name', registry.SEGMENTATION_MODELS)
+  _check_choice(config, 'model.dtype', registry.DTYPES)
+  if 'depth' in m:
+    _check_choice(config, 'model.depth', {14, 50, 101, 152})
+  if 'layout' in m:
+    _check_choice(config, 'model.layout', {'caffe', 'pytorch'})
+  if 'output_stride' in m:
+    _check_choice(config, 'model.output_stride', {8, 16, 32})
+  if 'bn_mode' in m:
+    _check_choice(config, 'model.bn_mode', {'frozen', 'frozen_affine', 'train'})
+  if 'conv_impl' in m:
+    _check_choice(config, 'model.conv_impl', {'xla', 'matmul'})
+  if 'aspp_rates' in m:
+    if not m.aspp_rates or min(m.aspp_rates) < 1:
+      _fail('model.aspp_rates', tuple(m.aspp_rates), 'need at least one rate >= 1')
+    branches = m.get('aspp_branches', 0) or 0
+    if not 0 <= branches <= len(m.aspp_rates):
+      _fail('model.aspp_branches', branches, f'must be 0 (all) .. {len(m.aspp_rates)}')
+  if m.get('msc', False):
+    if not m.msc_scales or m.msc_scales[0] != 1.0 or min(m.msc_scales) <= 0:
+      _fail('model.msc_scales', tuple(m.msc_scales), 'must start with 1.0 and be > 0')
+
+
+def _check_optimizer(config):
+  o = config.optimizer
+  _check_choice(config, 'optimizer.name', {'sgd', 'adam'})
+  _check_choice(config, 'optimizer.schedule', {'poly', 'constant'})
+  if not o.learning_rate > 0:
+    _fail('optimizer.learning_rate', o.learning_rate, 'must be > 0')
+  if o.get('weight_decay', 0.0) < 0:
+    _fail('optimizer.weight_decay', o.weight_decay, 'must be >= 0')
+  for i, group in enumerate(o.get('param_groups', ()) or ()):
+    try:
+      re.compile(group['pattern'])
+    except (re.error, KeyError, TypeError) as e:
+      _fail(f'optimizer.param_groups[{i}].pattern', group.get('pattern'), f'bad regex: {e}')
+
+
+def validate(config):
+  """Raises ConfigError naming the first bad field; returns the config unchanged."""
+  _check_common(config)
+  _check_dataset(config)
+  _check_model(config)
+  _check_optimizer(config)
+  return config

@@ -1,0 +1,170 @@
+"""Read PyTorch ``.pth`` / ``.pt`` files into NumPy arrays, with or without torch.
+
+Zip-format files (``torch.save`` since torch 1.6) hold ``<name>/data.pkl`` plus one raw storage per
+tensor in ``<name>/data/<key>``. Without torch they are read with ``zipfile`` and a restricted
+unpickler that only knows tensors, parameters, storages and ``OrderedDict``. Legacy (pre-1.6)
+pickles need torch itself; reading one without torch raises an error that says so.
+"""
+import collections
+import io
+import pickle
+import zipfile
+from typing import Any, Dict, Optional
+
+import ml_dtypes
+import numpy as np
+
+# Pickle of the legacy format's leading magic number (torch/serialization.py MAGIC_NUMBER).
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+# torch storage class name -> NumPy dtype.
+STORAGE_DTYPES = {
+    'FloatStorage': np.float32,
+    'DoubleStorage': np.float64,
+    'HalfStorage': np.float16,
+    'BFloat16Storage': ml_dtypes.bfloat16,
+    'LongStorage': np.int64,
+    'IntStorage': np.int32,
+    'ShortStorage': np.int16,
+    'CharStorage': np.int8,
+    'ByteStorage': np.uint8,
+    'BoolStorage': np.bool_,
+}
+
+
+class TorchNeededError(RuntimeError):
+  """The file can only be read with torch installed."""
+
+
+class _StorageType:
+  """Stands in for ``torch.<X>Storage`` classes named by the pickle."""
+
+  def __init__(self, name: str):
+    self.name = name
+    self.dtype = np.dtype(STORAGE_DTYPES[name])
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, *unused):
+  """(flat storage array, element offset, shape, element strides) -> NumPy array (a copy)."""
+  size, stride = tuple(size), tuple(stride)
+  if not size:
+    return np.array(storage[offset])
+  itemsize = storage.dtype.itemsize
+  view = np.lib.stride_tricks.as_strided(
+      storage[offset:], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False)
+  return np.array(view)
+
+
+def _rebuild_parameter(data, *unused):
+  return data
+
+
+_GLOBALS = {
+    ('collections', 'OrderedDict'): collections.OrderedDict,
+    ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor_v2,
+    ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
+    ('torch._utils', '_rebuild_parameter_with_state'): _rebuild_parameter,
+}
+
+
+class _Unpickler(pickle.Unpickler):
+  """Restricted unpickler: state_dict contents only, storages read lazily from the zip."""
+
+  def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, byteorder: str,
+               path: str):
+    super().__init__(io.BytesIO(data))
+    self._archive, self._prefix, self._path = archive, prefix, path
+    self._byteorder = '<' if byteorder == 'little' else '>'
+    self._storages: Dict[str, np.ndarray] = {}
+
+  def find_class(self, module: str, name: str) -> Any:
+    if (module, name) in _GLOBALS:
+      return _GLOBALS[(module, name)]
+    if module == 'torch' and name in STORAGE_DTYPES:
+      return _StorageType(name)
+    raise pickle.UnpicklingError(
+        f'{self._path}: the torch-free reader does not handle {module}.{name} (only state_dicts '
+        f'of tensors are supported); install torch to read this file')
+
+  def persistent_load(self, pid: Any) -> np.ndarray:
+    if not (isinstance(pid, tuple) and pid and pid[0] == 'storage'):
+      raise pickle.UnpicklingError(f'{self._path}: unsupported persistent id {pid!r}')
+    storage_type, key = pid[1], str(pid[2])
+    if not isinstance(storage_type, _StorageType):
+      raise pickle.UnpicklingError(f'{self._path}: unsupported storage type {storage_type!r}')
+    if key not in self._storages:
+      raw = self._archive.read(f'{self._prefix}data/{key}')
+      dtype = storage_type.dtype.newbyteorder(self._byteorder)
+      self._storages[key] = np.frombuffer(raw, dtype=dtype).astype(storage_type.dtype)
+    return self._storages[key]
+
+
+def is_legacy_pickle(path: str) -> bool:
+  """True for a pre-1.6 torch file (a pickle stream starting with torch's magic number)."""
+  with open(path, 'rb') as f:
+    head = f.read(64)
+  try:
+    return _NoGlobals(io.BytesIO(head)).load() == LEGACY_MAGIC
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+class _NoGlobals(pickle.Unpickler):
+  def find_class(self, module, name):
+    raise pickle.UnpicklingError(f'{module}.{name}')
+
+
+def read_zip_pth(path: str) -> Any:
+  """Unpickle a zip-format torch file without torch; tensors become NumPy arrays."""
+  if not zipfile.is_zipfile(path):
+    if is_legacy_pickle(path):
+      raise TorchNeededError(
+          f'{path} is a legacy (pre-1.6, non-zip) torch pickle; reading it needs torch '
+          f'(pip install torch), or re-save it once with torch >= 1.6 / convert it to .npz')
+    raise ValueError(f'{path} is neither a zip-format torch file nor a legacy torch pickle')
+  with zipfile.ZipFile(path) as archive:
+    pkl = [n for n in archive.namelist() if n.endswith('data.pkl') and n.count('/') == 1]
+    if len(pkl) != 1:
+      raise ValueError(f'{path}: expected one <name>/data.pkl in the zip, found {pkl}')
+    prefix = pkl[0][:-len('data.pkl')]
+    names = set(archive.namelist())
+    byteorder = (archive.read(prefix + 'byteorder').decode().strip()
+                 if prefix + 'byteorder' in names else 'little')
+    return _Unpickler(archive.read(pkl[0]), archive, prefix, byteorder, path).load()
+
+
+def _torch_to_numpy(obj: Any) -> Any:
+  """Recursively turn torch tensors (incl. bfloat16) inside dicts/lists into NumPy arrays."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if isinstance(obj, torch.Tensor):
+    t = obj.detach().cpu()
+    if t.dtype == torch.bfloat16:
+      return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return t.numpy().copy()
+  if isinstance(obj, dict):
+    return collections.OrderedDict((k, _torch_to_numpy(v)) for k, v in obj.items())
+  if isinstance(obj, (list, tuple)):
+    return type(obj)(_torch_to_numpy(v) for v in obj)
+  return obj
+
+
+def torch_available() -> bool:
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+    return True
+  except ImportError:
+    return False
+
+
+def read_pth(path: str, use_torch: Optional[bool] = None) -> Any:
+  """Unpickled content of a torch file, tensors as NumPy arrays.
+
+  ``use_torch=None`` uses torch when installed (``torch.load(weights_only=True)``), else the zip
+  reader; ``True`` requires torch; ``False`` never imports it.
+  """
+  if use_torch is None:
+    use_torch = torch_available()
+  if not use_torch:
+    return read_zip_pth(path)
+  import torch  # pylint: disable=g-import-not-at-top
+  return _torch_to_numpy(torch.load(path, map_location='cpu', weights_only=True))

@@ -1,0 +1,131 @@
+"""Supervised semantic segmentation tenant: DeepLab v2 (MSC) and, later, PSPNet.
+
+Loss: cross-entropy with ignore, averaged over valid pixels of the global batch. With
+`loss.at_logit_resolution` (DeepLab v2) labels are nearest-downsampled to the logits;
+otherwise logits are upsampled bilinearly to the labels (PSPNet). MSC models add one term
+per scale plus the fused logits (4 terms). Evaluation upsamples logits to the label size and
+accumulates one confusion matrix over the whole split.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxseg import viz
+from jaxseg.losses import segmentation as seg_losses
+from jaxseg.methods.base import Method
+from jaxseg.metrics import segmentation as seg_metrics
+from jaxseg.models.registry import build_segmentation_model
+from jaxseg.nn import resize_bilinear
+from jaxseg.train import optimizers
+from jaxseg.train.state import TrainState
+
+
+class SegmentationMethod(Method):
+  """DeepLab v2 / PSPNet-style single-network segmentation."""
+
+  batch_keys = ('image', 'label')
+
+  def __init__(self, config, meta, axis_name=None):
+    super().__init__(config, meta, axis_name)
+    self.num_classes = meta['num_classes']
+    self.ignore_label = meta.get('ignore_label', 255)
+    self.model = build_segmentation_model(config.model, self.num_classes, axis_name)
+    self.align_corners = config.model.align_corners
+    self.tx = None
+
+  # -- state ------------------------------------------------------------------------------
+  def init_state(self, rng, batch):
+    init_rng, state_rng = jax.random.split(rng)
+    variables = self.model.init(init_rng, jnp.asarray(batch['image'][:1]), train=False)
+    params = variables['params']
+    self.tx = optimizers.make_optimizer(self.config.optimizer, params,
+                                        self.config.num_train_steps)
+    return TrainState.create(params, variables.get('batch_stats', {}), self.tx, state_rng)
+
+  def _ensure_tx(self, params):
+    if self.tx is None:
+      self.tx = optimizers.make_optimizer(self.config.optimizer, params,
+                                          self.config.num_train_steps)
+    return self.tx
+
+  # -- losses -----------------------------------------------------------------------------
+  def _ce(self, logits, labels):
+    if self.config.loss.at_logit_resolution:
+      labels = seg_losses.resize_labels(labels, logits.shape[1:3])
+    else:
+      logits = resize_bilinear(logits, labels.shape[1:3], self.align_corners)
+    return seg_losses.cross_entropy(logits, labels, self.ignore_label, self.axis_name)
+
+  def loss(self, outputs, labels):
+    """-> (total loss, dict of terms). Each term is a global mean over valid pixels."""
+    terms = {}
+    if 'scale_logits' in outputs:
+      for s, logits in zip(self.config.model.msc_scales, outputs['scale_logits']):
+        terms[f'ce_scale{s:g}'] = self._ce(logits, labels)
+      terms['ce_fused'] = self._ce(outputs['logits'], labels)
+      total = sum(terms.values())
+    else:
+      terms['ce'] = self._ce(outputs['logits'], labels)
+      total = terms['ce']
+    if 'aux_logits' in outputs and self.config.loss.get('aux_weight', 0.0):
+      terms['ce_aux'] = self._ce(outputs['aux_logits'], labels)
+      total = total + self.config.loss.aux_weight * terms['ce_aux']
+    return total, terms
+
+  # -- steps ------------------------------------------------------------------------------
+  def train_step(self, state, batch):
+    tx = self._ensure_tx(state.params)
+
+    def loss_fn(params):
+      outputs, new_vars = self.model.apply(
+          {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
+          mutable=['batch_stats'])
+      total, terms = self.loss(outputs, batch['label'])
+      return total, (terms, new_vars.get('batch_stats', state.batch_stats))
+
+    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    if self.axis_name is not None:
+      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
+      grads = jax.lax.psum(grads, self.axis_name)
+      total, terms = jax.lax.psum((total, terms), self.axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    metrics = {'loss': total, **terms, 'grad_norm': optax.global_norm(grads)}
+    return new_state, metrics
+
+  def _logits_at_labels(self, state, image, size):
+    outputs = self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                               image, train=False)
+    return resize_bilinear(outputs['logits'].astype(jnp.float32), size, self.align_corners)
+
+  def eval_step(self, state, batch):
+    logits = self._logits_at_labels(state, batch['image'], batch['label'].shape[1:3])
+    pred = jnp.argmax(logits, axis=-1)
+    mask = jnp.broadcast_to(batch['mask'][:, None, None], pred.shape)
+    cm = seg_metrics.confusion_matrix(pred, batch['label'], self.num_classes,
+                                      self.ignore_label, mask=mask)
+    if self.axis_name is not None:
+      cm = jax.lax.psum(cm, self.axis_name)
+    return {'confusion': cm}
+
+  def summarize(self, sums):
+    scores = seg_metrics.segmentation_scores(np.asarray(sums['confusion']))
+    scalars = {'miou': scores['miou'], 'pixel_accuracy': scores['pixel_accuracy'],
+               'mean_accuracy': scores['mean_accuracy']}
+    for name, iou in zip(self.meta['class_names'], scores['iou']):
+      scalars[f'iou/{name}'] = iou
+    return scalars, seg_metrics.format_iou_table(scores, self.meta['class_names'])
+
+  def predict_step(self, state, batch):
+    logits = self._logits_at_labels(state, batch['image'], batch['image'].shape[1:3])
+    return {'label': jnp.argmax(logits, axis=-1)}
+
+  def render(self, example, prediction, raw_image):
+    palette = np.asarray(self.meta['palette'], np.uint8)
+    panels = [raw_image, viz.colorize_labels(example['label'], palette, self.ignore_label),
+              viz.colorize_labels(prediction['label'], palette, self.ignore_label)]
+    return viz.side_by_side(panels, titles=['image', 'ground truth', 'prediction'])

@@ -1,0 +1,234 @@
+"""Optimizers: poly schedule, PyTorch-style SGD, regex parameter groups, multi-network trees.
+
+Parameter groups (`make_optimizer`) are an ordered list of dicts
+`{name, pattern, lr_mult=1, weight_decay=None, frozen=False, optional=False}`; `pattern` is searched
+(`re.search`) in the '/'-joined parameter path (e.g. 'aspp/branch_0/bias'), the first matching
+group wins, unmatched parameters go to group 'default'. Each group has its own optax chain with
+learning rate `schedule(step) * lr_mult`; frozen groups get `optax.set_to_zero()` (no update, no
+weight decay, no optimizer state).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+DEFAULT_GROUP = 'default'
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+  """Field of a dict or ml_collections.ConfigDict; `default` when missing or None."""
+  value = cfg.get(key, default) if cfg is not None else default
+  return default if value is None else value
+
+
+# ------------------------------------------------------------------------------------ schedules
+
+
+def poly_schedule(base_lr: float, total_steps: int, power: float = 0.9, end_lr: float = 0.0,
+                  warmup_steps: int = 0, warmup_ratio: float = 0.0,
+                  update_every: int = 1) -> optax.Schedule:
+  """`(base_lr - end_lr) * (1 - step / total_steps) ** power + end_lr`, constant after the end.
+
+  `total_steps` is the decay horizon (it may exceed the number of steps trained, as in
+  AdaptSegNet: horizon 250k, stop at 150k). Optional linear warmup multiplies the rate by
+  `warmup_ratio + (1 - warmup_ratio) * step / warmup_steps` for `step < warmup_steps`.
+  `update_every` > 1 holds the rate for that many steps (deeplab-pytorch updates every 10).
+  """
+  if total_steps <= 0:
+    raise ValueError(f'total_steps must be positive, got {total_steps}')
+
+  def schedule(step):
+    step = jnp.asarray(step, jnp.float32)
+    if update_every > 1:
+      step = jnp.floor(step / update_every) * update_every
+    frac = jnp.clip(step / total_steps, 0.0, 1.0)
+    lr = (base_lr - end_lr) * (1.0 - frac) ** power + end_lr
+    if warmup_steps > 0:
+      ramp = jnp.minimum(step / warmup_steps, 1.0)
+      lr = lr * (warmup_ratio + (1.0 - warmup_ratio) * ramp)
+    return lr
+
+  return schedule
+
+
+def make_schedule(opt_cfg: Any, total_steps: int) -> optax.Schedule:
+  """Base schedule from `opt_cfg`: `schedule` 'poly' (default) or 'constant'.
+
+  Fields: `learning_rate`, `power` (0.9), `end_lr` (0), `decay_steps` (horizon, default
+  `total_steps`), `warmup_steps` (0), `warmup_ratio` (0), `update_every` (1).
+  """
+  if _get(opt_cfg, 'learning_rate') is None:
+    raise ValueError('opt_cfg.learning_rate is required')
+  base_lr = float(_get(opt_cfg, 'learning_rate'))
+  kind = _get(opt_cfg, 'schedule', 'poly')
+  if kind == 'constant':
+    return optax.constant_schedule(base_lr)
+  if kind == 'poly':
+    return poly_schedule(base_lr, int(_get(opt_cfg, 'decay_steps', total_steps)),
+                         power=float(_get(opt_cfg, 'power', 0.9)),
+                         end_lr=float(_get(opt_cfg, 'end_lr', 0.0)),
+                         warmup_steps=int(_get(opt_cfg, 'warmup_steps', 0)),
+                         warmup_ratio=float(_get(opt_cfg, 'warmup_ratio', 0.0)),
+                         update_every=int(_get(opt_cfg, 'update_every', 1)))
+  raise ValueError(f"opt_cfg.schedule must be 'poly' or 'constant', got {kind!r}")
+
+
+def _scaled(schedule: optax.Schedule, mult: float) -> optax.Schedule:
+  return lambda step: schedule(step) * mult
+
+
+# ------------------------------------------------------------------------------------ optimizers
+
+
+def sgd_pytorch(learning_rate, momentum: float = 0.9, weight_decay: float = 0.0,
+                nesterov: bool = False) -> optax.GradientTransformation:
+  """PyTorch `torch.optim.SGD`: `g += wd * p; v = m * v + g; p -= lr * v` (nesterov:
+  `p -= lr * (g + m * v)`). Weight decay is added to the gradient BEFORE momentum (L2, not
+  AdamW-style decoupled decay). `learning_rate` is a float or an optax schedule.
+  """
+  parts = []
+  if weight_decay:
+    parts.append(optax.add_decayed_weights(weight_decay))
+  parts.append(optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov))
+  return optax.chain(*parts)
+
+
+def _base_optimizer(name: str, learning_rate, weight_decay: float,
+                    opt_cfg: Any) -> optax.GradientTransformation:
+  """One group's chain. 'sgd': `sgd_pytorch`; 'adam': PyTorch Adam (L2 weight decay added to
+  the gradient); 'adamw': decoupled decay (optax.adamw, decay scaled by the learning rate)."""
+  if name == 'sgd':
+    return sgd_pytorch(learning_rate, momentum=float(_get(opt_cfg, 'momentum', 0.9)),
+                       weight_decay=weight_decay, nesterov=bool(_get(opt_cfg, 'nesterov', False)))
+  b1 = float(_get(opt_cfg, 'b1', 0.9))
+  b2 = float(_get(opt_cfg, 'b2', 0.999))
+  eps = float(_get(opt_cfg, 'eps', 1e-8))
+  if name == 'adam':
+    adam = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+    return optax.chain(optax.add_decayed_weights(weight_decay), adam) if weight_decay else adam
+  if name == 'adamw':
+    return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+  raise ValueError(f"opt_cfg.name must be 'sgd', 'adam' or 'adamw', got {name!r}")
+
+
+# -------------------------------------------------------------------------------- param groups
+
+
+def param_path(path: Sequence[Any]) -> str:
+  """jax key path -> 'a/b/c'."""
+  parts = []
+  for k in path:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return '/'.join(parts)
+
+
+def _check_groups(groups: Optional[Sequence[Mapping]]) -> List[Mapping]:
+  groups = list(groups or ())
+  names = [_get(g, 'name') for g in groups]
+  for g, n in zip(groups, names):
+    if not n or _get(g, 'pattern') is None:
+      raise ValueError(f'param group needs a name and a pattern: {dict(g)!r}')
+  dupes = sorted({n for n in names if names.count(n) > 1})
+  if dupes:
+    raise ValueError(f'duplicate param group names: {dupes}')
+  return groups
+
+
+def param_group_labels(params: Any, groups: Optional[Sequence[Mapping]]) -> Any:
+  """Pytree like `params` whose leaves are group names (first regex match, else 'default')."""
+  groups = _check_groups(groups)
+  compiled = [(_get(g, 'name'), re.compile(_get(g, 'pattern'))) for g in groups]
+
+  def label(path, _):
+    s = param_path(path)
+    for name, rx in compiled:
+      if rx.search(s):
+        return name
+    return DEFAULT_GROUP
+
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def make_optimizer(opt_cfg: Any, params: Any, total_steps: int) -> optax.GradientTransformation:
+  """`optax.multi_transform` over the parameter groups of `opt_cfg.param_groups`.
+
+  `opt_cfg` (dict or ConfigDict): `name` ('sgd' | 'adam' | 'adamw'), `learning_rate`,
+  `momentum`, `weight_decay`, `nesterov`, `b1`, `b2`, `eps`, `schedule` ('poly' | 'constant'),
+  `power` and the other `make_schedule` fields, and `param_groups` (see module docstring).
+  `params` is used to validate the groups: a group that matches nothing is an error (typos in
+  patterns fail loudly) unless it sets `optional: True`. The returned transformation labels
+  whatever tree it is given (the labels are recomputed from paths, not frozen to `params`).
+  """
+  groups = _check_groups(_get(opt_cfg, 'param_groups', ()))
+  name = _get(opt_cfg, 'name', 'sgd')
+  base_wd = float(_get(opt_cfg, 'weight_decay', 0.0))
+  schedule = make_schedule(opt_cfg, total_steps)
+
+  used = set(jax.tree_util.tree_leaves(param_group_labels(params, groups)))
+  unused = [_get(g, 'name') for g in groups
+            if _get(g, 'name') not in used and not _get(g, 'optional', False)]
+  if unused:
+    raise ValueError(f'param groups {unused} match no parameter; patterns are searched in '
+                     f"'/'-joined paths such as {_example_paths(params)}")
+
+  transforms: Dict[str, optax.GradientTransformation] = {}
+  for g in groups + [{'name': DEFAULT_GROUP}]:
+    gname = _get(g, 'name')
+    if gname in transforms:  # an explicit 'default' group overrides the implicit one
+      continue
+    if _get(g, 'frozen', False):
+      transforms[gname] = optax.set_to_zero()
+      continue
+    wd = float(_get(g, 'weight_decay', base_wd))
+    lr = _scaled(schedule, float(_get(g, 'lr_mult', 1.0)))
+    transforms[gname] = _base_optimizer(name, lr, wd, opt_cfg)
+  return optax.multi_transform(transforms, lambda p: param_group_labels(p, groups))
+
+
+def _example_paths(params: Any, n: int = 3) -> List[str]:
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  return [param_path(path) for path, _ in leaves[:n]]
+
+
+def make_multi_tree_optimizer(
+    txs: Mapping[str, optax.GradientTransformation]) -> optax.GradientTransformation:
+  """One chain per top-level key of params shaped `{'generator': tree, 'discriminator': tree}`.
+
+  E.g. AdaptSegNet: `{'generator': make_optimizer(sgd_cfg, ...), 'discriminator':
+  optax.adam(poly, b1=0.9, b2=0.99)}`. Each tree moves exactly as its own chain alone would.
+  """
+  txs = dict(txs)
+
+  def labels(params):
+    missing = [k for k in params if k not in txs]
+    if missing:
+      raise KeyError(f'no optimizer for top-level params {missing}; have {sorted(txs)}')
+    return {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in params.items()}
+
+  return optax.multi_transform(txs, labels)
+
+
+# -------------------------------------------------------------------------------------- presets
+
+
+def deeplab_param_groups(head_prefix: str = 'aspp') -> List[Dict[str, Any]]:
+  """DeepLab v2 groups (Caffe lr_mult / decay_mult): BatchNorm frozen (`bn*` and
+  `downsample_bn` modules), head biases 20x with weight decay 0, head weights 10x, everything
+  else (backbone) 1x via 'default'. `head_prefix` is a regex for the head's path segment.
+  """
+  head = rf'(^|/)({head_prefix})/'
+  return [
+      {'name': 'frozen_bn', 'pattern': r'(^|/)(bn[^/]*|downsample_bn)/', 'frozen': True},
+      {'name': 'head_bias', 'pattern': head + r'(.*/)?bias$', 'lr_mult': 20.0,
+       'weight_decay': 0.0},
+      {'name': 'head_weight', 'pattern': head, 'lr_mult': 10.0},
+  ]
