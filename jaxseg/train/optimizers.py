@@ -10,7 +10,7 @@ weight decay, no optimizer state).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -136,7 +136,7 @@ def _check_groups(groups: Optional[Sequence[Mapping]]) -> List[Mapping]:
   names = [_get(g, 'name') for g in groups]
   for g, n in zip(groups, names):
     if not n or _get(g, 'pattern') is None:
-      raise ValueError(f'param group needs a name and a pattern: {dict(g)!r}')
+      raise ValueError(f'param group needs a name and a pattern: {g!r}')
   dupes = sorted({n for n in names if names.count(n) > 1})
   if dupes:
     raise ValueError(f'duplicate param group names: {dupes}')
@@ -209,10 +209,12 @@ def make_multi_tree_optimizer(
   txs = dict(txs)
 
   def labels(params):
-    missing = [k for k in params if k not in txs]
-    if missing:
-      raise KeyError(f'no optimizer for top-level params {missing}; have {sorted(txs)}')
-    return {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in params.items()}
+    def top_key(path, _):
+      key = param_path(path[:1])
+      if key not in txs:
+        raise KeyError(f'no optimizer for top-level params {key!r}; have {sorted(txs)}')
+      return key
+    return jax.tree_util.tree_map_with_path(top_key, params)  # keeps container types
 
   return optax.multi_transform(txs, labels)
 
@@ -220,15 +222,35 @@ def make_multi_tree_optimizer(
 # -------------------------------------------------------------------------------------- presets
 
 
-def deeplab_param_groups(head_prefix: str = 'aspp') -> List[Dict[str, Any]]:
-  """DeepLab v2 groups (Caffe lr_mult / decay_mult): BatchNorm frozen (`bn*` and
-  `downsample_bn` modules), head biases 20x with weight decay 0, head weights 10x, everything
-  else (backbone) 1x via 'default'. `head_prefix` is a regex for the head's path segment.
+def head_param_groups(head_prefix: str, lr_mult: float = 10.0,
+                      bias_lr_mult: Optional[float] = None,
+                      bias_weight_decay: Optional[float] = None,
+                      freeze_bn: bool = False) -> List[Dict[str, Any]]:
+  """Groups for "backbone 1x, head(s) faster" recipes; the backbone falls to 'default'.
+
+  `head_prefix` is a regex matched at the start of a path segment ('aspp' covers 'aspp' and
+  'aspp_aux', also under an MSC 'base/' prefix). With `bias_lr_mult`, head biases get their own
+  group ('head_bias', weight decay `bias_weight_decay`, None = inherit). With `freeze_bn`, BatchNorm
+  params (modules `bn*` and `downsample_bn`) are frozen: no update and no weight decay.
   """
-  head = rf'(^|/)({head_prefix})/'
-  return [
-      {'name': 'frozen_bn', 'pattern': r'(^|/)(bn[^/]*|downsample_bn)/', 'frozen': True},
-      {'name': 'head_bias', 'pattern': head + r'(.*/)?bias$', 'lr_mult': 20.0,
-       'weight_decay': 0.0},
-      {'name': 'head_weight', 'pattern': head, 'lr_mult': 10.0},
-  ]
+  head = rf'(^|/)({head_prefix})[^/]*/'
+  groups = []
+  if freeze_bn:
+    groups.append({'name': 'frozen_bn', 'pattern': r'(^|/)(bn[^/]*|downsample_bn)/',
+                   'frozen': True})
+  if bias_lr_mult is not None:
+    groups.append({'name': 'head_bias', 'pattern': head + r'(.*/)?bias$',
+                   'lr_mult': float(bias_lr_mult), 'weight_decay': bias_weight_decay})
+  groups.append({'name': 'head_weight', 'pattern': head, 'lr_mult': float(lr_mult)})
+  return groups
+
+
+def deeplab_param_groups(head_prefix: str = 'aspp') -> List[Dict[str, Any]]:
+  """DeepLab v2 (Caffe lr_mult / decay_mult): BatchNorm frozen, head biases 20x with weight
+  decay 0, head weights 10x, backbone 1x ('default'). AdaptSegNet's simplification (all head
+  params 10x, decay everywhere, BN affine frozen) is `head_param_groups('aspp', 10.0,
+  freeze_bn=True)`; PSPNet-style heads at 10x with BN trained is e.g.
+  `head_param_groups('ppm|cls|aux', 10.0)` (adapt the regex to the module names).
+  """
+  return head_param_groups(head_prefix, lr_mult=10.0, bias_lr_mult=20.0, bias_weight_decay=0.0,
+                           freeze_bn=True)

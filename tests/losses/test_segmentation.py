@@ -90,8 +90,8 @@ def test_global_mean_under_mapped_axis_matches_global_mean():
         x[:, None], labels[:, None])
     return per_dev.sum()
 
-  v1, g1 = jax.value_and_grad(sharded_loss)(logits)
-  v2, g2 = jax.value_and_grad(seg.cross_entropy)(logits, labels)
+  v1, g1 = jax.jit(jax.value_and_grad(sharded_loss))(logits)
+  v2, g2 = jax.jit(jax.value_and_grad(seg.cross_entropy))(logits, labels)
   chex.assert_trees_all_close(v1, v2, np_ce_mean(logits, labels), rtol=1e-5)
   chex.assert_trees_all_close(g1, g2, atol=1e-7)
 

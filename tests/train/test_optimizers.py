@@ -32,6 +32,13 @@ def test_deeplab_group_labels():
   assert bb['layer1_0']['downsample_bn'] == {'scale': 'frozen_bn', 'bias': 'frozen_bn'}
   assert bb['layer1_0']['downsample_conv'] == {'kernel': 'default'}
   assert labels['aspp']['branch_1'] == {'kernel': 'head_weight', 'bias': 'head_bias'}
+  # MSC wrapper ('base/' prefix) and the AdaptSegNet auxiliary head ('aspp_aux').
+  wrapped = {'base': {**fake_deeplab_params(), 'aspp_aux': {'branch_0': {'kernel': 0, 'bias': 0}}}}
+  labels = opt.param_group_labels(wrapped, opt.deeplab_param_groups())['base']
+  assert labels['aspp_aux']['branch_0'] == {'kernel': 'head_weight', 'bias': 'head_bias'}
+  assert labels['backbone']['stem']['bn1']['bias'] == 'frozen_bn'
+  adapt = opt.param_group_labels(wrapped, opt.head_param_groups('aspp', 10.0, freeze_bn=True))
+  assert adapt['base']['aspp']['branch_0'] == {'kernel': 'head_weight', 'bias': 'head_weight'}
   # First match wins; unmatched -> 'default'.
   groups = [{'name': 'a', 'pattern': 'kernel$'}, {'name': 'b', 'pattern': 'aspp/'}]
   labels = opt.param_group_labels(fake_deeplab_params(), groups)
