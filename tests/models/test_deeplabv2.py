@@ -11,6 +11,28 @@ from jaxseg.nn import resize_bilinear
 TINY = dict(depth=14, width=8, aspp_rates=(1, 2, 3, 4))
 
 
+def normal(shape, seed):
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def np_variables(model, x, seed=0):
+  """Random variables from NumPy (no JAX RNG compile): He-scaled kernels, non-trivial BN."""
+  abstract_vars = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, s):
+    name = path[-1].key
+    if name == 'kernel':
+      v = rng.normal(0, np.sqrt(2 / np.prod(s.shape[:-1])), s.shape)
+    elif name in ('scale', 'var'):
+      v = rng.uniform(0.5, 1.5, s.shape)
+    else:
+      v = 0.1 * rng.normal(size=s.shape)
+    return jnp.asarray(v, jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(fill, abstract_vars)
+
+
 def abstract(model, shape, **apply_kw):
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
@@ -18,21 +40,24 @@ def abstract(model, shape, **apply_kw):
   return variables, out
 
 
-@pytest.mark.parametrize('multi_level', [False, True])
-def test_full_size_shapes_and_names(multi_level):
-  model = DeepLabV2(num_classes=21, multi_level=multi_level)
+def test_full_size_shapes_and_names():
+  model = DeepLabV2(num_classes=21, multi_level=True)
   variables, out = abstract(model, (1, 321, 321, 3))
   params = variables['params']
-  assert set(params) == {'backbone', 'aspp'} | ({'aspp_aux'} if multi_level else set())
+  assert set(params) == {'backbone', 'aspp', 'aspp_aux'}
   assert set(params['aspp']) == {f'branch_{i}' for i in range(4)}
   assert params['aspp']['branch_3']['kernel'].shape == (3, 3, 2048, 21)
+  assert params['aspp_aux']['branch_0']['kernel'].shape == (3, 3, 1024, 21)
   assert 'layer3_22' in params['backbone'] and 'layer3_23' not in params['backbone']
   assert out['logits'].shape == (1, 41, 41, 21)
-  if multi_level:
-    assert params['aspp_aux']['branch_0']['kernel'].shape == (3, 3, 1024, 21)
-    assert out['aux_logits'].shape == (1, 41, 41, 21)
-  else:
-    assert set(out) == {'logits'}
+  assert out['aux_logits'].shape == (1, 41, 41, 21)
+
+
+def test_single_level_names():
+  variables, out = abstract(DeepLabV2(num_classes=5, **TINY), (1, 33, 33, 3))
+  assert set(variables['params']) == {'backbone', 'aspp'}
+  assert set(out) == {'logits'} and out['logits'].shape == (1, 5, 5, 5)
+  assert variables['params']['aspp']['branch_0']['kernel'].shape == (3, 3, 256, 5)
 
 
 def test_even_size_ceil_rules():
@@ -42,14 +67,15 @@ def test_even_size_ceil_rules():
 
 def test_tiny_forward_frozen_bn_multi_level():
   model = DeepLabV2(num_classes=3, multi_level=True, aspp_branches=2, **TINY)
-  x = jax.random.normal(jax.random.key(0), (2, 33, 33, 3))
-  variables = model.init(jax.random.key(1), x, train=False)
+  x = normal((2, 33, 33, 3), 0)
+  variables = np_variables(model, x)
   assert set(variables['params']['aspp']) == {f'branch_{i}' for i in range(4)}
   assert variables['params']['aspp_aux']['branch_0']['kernel'].shape == (3, 3, 128, 3)
   # frozen BN: training forward needs no mutable batch_stats and equals the eval forward.
-  out = model.apply(variables, x, train=True)
+  out, eval_out = jax.jit(lambda v, x: (model.apply(v, x, train=True),
+                                        model.apply(v, x, train=False)))(variables, x)
   chex.assert_shape([out['logits'], out['aux_logits']], (2, 5, 5, 3))
-  chex.assert_trees_all_close(out, model.apply(variables, x, train=False))
+  chex.assert_trees_all_close(out, eval_out)
   chex.assert_tree_all_finite(out)
 
 
@@ -59,42 +85,44 @@ def test_scaled_size():
 
 
 @pytest.fixture(scope='module')
-def msc_setup():
+def msc_run():
+  """One compile: MSC outputs plus the base network alone on the 1.0x and 0.5x images."""
   base = DeepLabV2(num_classes=4, **TINY)
   model = MultiScaleInput(base=base)
-  x = jax.random.normal(jax.random.key(0), (1, 65, 65, 3))
-  variables = model.init(jax.random.key(1), x, train=False)
-  return base, model, x, variables
+  x = normal((1, 65, 65, 3), 0)
+  variables = np_variables(model, x)
+
+  @jax.jit
+  def run(variables, x):
+    sub = {c: tree['base'] for c, tree in variables.items()}
+    x_half = resize_bilinear(x, (32, 32), align_corners=False)
+    out = model.apply(variables, x, train=False)
+    up = jnp.stack([resize_bilinear(l, (9, 9), align_corners=False) for l in out['scale_logits']])
+    return out, up, base.apply(sub, x, train=False), base.apply(sub, x_half, train=False)
+
+  return base, model, x, variables, jax.device_get(run(variables, x))
 
 
-def test_msc_fused_is_max_of_upsampled(msc_setup):
-  _, model, x, variables = msc_setup
-  out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+def test_msc_fused_is_max_of_upsampled(msc_run):
+  _, model, x, variables, (out, up, _, _) = msc_run
   sl = out['scale_logits']
   assert isinstance(sl, tuple) and len(sl) == 3
   assert [l.shape for l in sl] == [(1, 9, 9, 4), (1, 7, 7, 4), (1, 5, 5, 4)]
-  up = [resize_bilinear(l, (9, 9), align_corners=False) for l in sl]
-  want = jnp.maximum(jnp.maximum(up[0], up[1]), up[2])
-  chex.assert_trees_all_close(out['logits'], want, atol=1e-6)
-  # every scale wins somewhere, so the max is not trivially one scale.
-  winner = jnp.argmax(jnp.stack(up), axis=0)
-  assert len(np.unique(np.asarray(winner))) > 1
-  train_out = model.apply(variables, x, train=True)  # frozen BN: same dict in training
-  chex.assert_trees_all_close(train_out, out, atol=1e-5)
+  np.testing.assert_array_equal(up[0], sl[0])  # scale 1.0 is not resized
+  np.testing.assert_allclose(out['logits'], up.max(axis=0), atol=1e-6)
+  # more than one scale wins somewhere, so the max is not trivially one scale.
+  assert len(np.unique(up.argmax(axis=0))) > 1
+  train_out = jax.eval_shape(lambda v, x: model.apply(v, x, train=True), variables, x)
+  chex.assert_trees_all_equal_shapes_and_dtypes(train_out, out)  # same dict in training
 
 
-def test_msc_shared_weights(msc_setup):
-  base, model, x, variables = msc_setup
+def test_msc_shared_weights(msc_run):
+  base, _, x, variables, (out, _, full, half) = msc_run
   assert set(variables['params']) == {'base'}
-  base_vars = base.init(jax.random.key(1), x, train=False)
+  base_vars, _ = abstract(base, x.shape)
   chex.assert_trees_all_equal_shapes(variables['params']['base'], base_vars['params'])
-  sub = jax.tree.map(lambda v: v['base'], dict(variables))
-  out = model.apply(variables, x, train=False)
-  chex.assert_trees_all_close(out['scale_logits'][0], base.apply(sub, x, train=False)['logits'],
-                              atol=1e-5)
-  x_half = resize_bilinear(x, (32, 32), align_corners=False)
-  chex.assert_trees_all_close(out['scale_logits'][2],
-                              base.apply(sub, x_half, train=False)['logits'], atol=1e-5)
+  chex.assert_trees_all_close(out['scale_logits'][0], full['logits'], atol=1e-5)
+  chex.assert_trees_all_close(out['scale_logits'][2], half['logits'], atol=1e-5)
 
 
 def test_msc_scales_and_align_corners():
