@@ -99,7 +99,7 @@ def _check_model(config):
 
 def _check_optimizer(config):
   o = config.optimizer
-  _check_choice(config, 'optimizer.name', {'sgd', 'adam'})
+  _check_choice(config, 'optimizer.name', {'sgd', 'adam', 'adamw'})
   _check_choice(config, 'optimizer.schedule', {'poly', 'constant'})
   if not o.learning_rate > 0:
     _fail('optimizer.learning_rate', o.learning_rate, 'must be > 0')

@@ -16,7 +16,7 @@ def _deeplabv2(cfg, num_classes, axis_name):
   base = deeplabv2.DeepLabV2(
       num_classes=num_classes, depth=cfg.depth, width=cfg.width, layout=cfg.layout,
       output_stride=cfg.output_stride, bn_mode=cfg.bn_mode, aspp_rates=tuple(cfg.aspp_rates),
-      aspp_branches=cfg.get('aspp_branches', None), multi_level=cfg.get('multi_level', False),
+      aspp_branches=cfg.get('aspp_branches', 0) or None, multi_level=cfg.get('multi_level', False),
       conv_impl=cfg.get('conv_impl', 'xla'), dtype=compute_dtype(cfg), bn_axis_name=axis_name)
   if cfg.get('msc', False):
     return deeplabv2.MultiScaleInput(base=base, scales=tuple(cfg.msc_scales),

@@ -42,9 +42,11 @@ class Setup:
 
 
 def _print(msg: str):
+  """Console line on process 0 (other hosts only log)."""
   if jax.process_index() == 0:
     print(msg, flush=True)
-  logging.info(msg)
+  else:
+    logging.info(msg)
 
 
 def _write_text_atomic(path: str, text: str):
@@ -78,7 +80,7 @@ def _evaluate(s: Setup, config, eval_fn) -> tuple[dict, str]:
   pidx, pcount = jax.process_index(), jax.process_count()
   batches = pipeline.eval_batches(s.val_source, s.method.eval_transform(),
                                   config.eval_batch_size, pidx, pcount,
-                                  limit=config.get('num_eval_examples', None))
+                                  limit=config.get('num_eval_examples', 0) or None)
   total = None
   for batch in batches:
     sums = eval_fn(s.state, parallel.put_batch(batch, s.mesh))
@@ -138,7 +140,9 @@ def train_and_evaluate(config, workdir: str):
       batch = parallel.put_batch(next(iterator), s.mesh)
       s.state, metrics = train_fn(s.state, batch)
       pending.append((step, metrics))
-      if step == start + 1:
+      if step == start + 1:  # exclude compilation from steps/s
+        jax.block_until_ready(metrics)
+        progress = Progress(start, total)
         _print(f'first step done (compiled) at step {step}')
       if step % config.log_every_steps == 0 or step == total:
         _flush_train_metrics(pending, writer, step, progress)
@@ -151,25 +155,22 @@ def train_and_evaluate(config, workdir: str):
         t = time.perf_counter()
         _report_eval(writer, workdir, step, *_evaluate(s, config, eval_fn))
         progress.pause(time.perf_counter() - t)
+    # Final eval (also when a restart finds training already complete).
+    scalars, report = _evaluate(s, config, eval_fn)
+    _report_eval(writer, workdir, total, scalars, report)
+    return scalars
   except KeyboardInterrupt:
     _print(f'interrupted at step {step}; saving a checkpoint so the same command resumes')
     _flush_train_metrics(pending, writer, step, progress)
     s.checkpointer.save(step, s.state, force=True)
-    s.checkpointer.close()
-    writer.close()
     raise
   except NonFiniteLossError as e:
-    s.checkpointer.close()
-    writer.close()
     raise NonFiniteLossError(f'{e}. Training stopped; the last good checkpoint '
                              f'(step {s.checkpointer.latest_step()}) is kept in '
                              f'{s.checkpointer.directory}') from None
-  # Final eval (also when a restart finds training already complete).
-  scalars, report = _evaluate(s, config, eval_fn)
-  _report_eval(writer, workdir, total, scalars, report)
-  s.checkpointer.close()
-  writer.close()
-  return scalars
+  finally:
+    s.checkpointer.close()
+    writer.close()
 
 
 def evaluate(config, workdir: str):

@@ -16,9 +16,9 @@ DATA_AXIS = 'data'
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-  """A 1-D mesh over the first `num_devices` devices (all by default), axis `data`."""
+  """A 1-D mesh over the first `num_devices` devices (all when None or 0), axis `data`."""
   devices = jax.devices()
-  n = len(devices) if num_devices is None else num_devices
+  n = num_devices or len(devices)
   if n > len(devices):
     raise ValueError(f'asked for {n} devices, only {len(devices)} present')
   return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),

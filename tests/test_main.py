@@ -1,0 +1,47 @@
+"""`python -m jaxseg.main` end to end at toy size: train, eval, predict; a bad field's error."""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def run_main(*args, timeout=600):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
+  return subprocess.run([sys.executable, '-m', 'jaxseg.main', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_smoke_train_eval_predict(tmp_path):
+  workdir = str(tmp_path / 'run')
+  common = ['--config=configs/deeplabv2.py:smoke', f'--workdir={workdir}',
+            '--config.num_train_steps=6', '--config.eval_every_steps=3',
+            '--config.checkpoint_every_steps=3', '--config.log_every_steps=3']
+  train = run_main(*common)
+  assert train.returncode == 0, train.stderr[-3000:]
+  assert 'steps/s' in train.stdout and 'ETA' in train.stdout and 'mIoU' in train.stdout
+  records = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert {r['split'] for r in records} == {'train', 'val'}
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints')))[-1] == '6'
+
+  again = run_main(*common)  # already complete: resumes at 6 and only re-evaluates
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'steps 6..6' in again.stdout
+
+  ev = run_main(*common, '--mode=eval')
+  assert ev.returncode == 0, ev.stderr[-3000:]
+  assert 'eval at step 6' in ev.stdout and 'floor' in ev.stdout
+
+  pr = run_main(*common, '--mode=predict')
+  assert pr.returncode == 0, pr.stderr[-3000:]
+  pngs = sorted(os.listdir(os.path.join(workdir, 'predictions')))
+  assert pngs == ['0000.png', '0001.png']
+
+
+def test_bad_override_names_the_field(tmp_path):
+  out = run_main('--config=configs/deeplabv2.py:smoke', f'--workdir={tmp_path}',
+                 '--config.model.output_stride=5', timeout=120)
+  assert out.returncode != 0
+  assert 'config.model.output_stride=5' in out.stderr
+  assert not os.path.exists(os.path.join(tmp_path, 'checkpoints'))
