@@ -3,6 +3,7 @@ from typing import Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxseg.nn.conv import as_pair
@@ -44,10 +45,11 @@ def max_pool(x: jax.Array, window: IntOrPair = 3, stride: IntOrPair = 2, padding
   ph, pw = as_pair(padding, 'padding')
   pads = ((0, 0), _axis_padding(x.shape[1], kh, sh, ph, ceil_mode),
           _axis_padding(x.shape[2], kw, sw, pw, ceil_mode), (0, 0))
+  # A concrete NumPy identity, so that JAX recognises the max monoid (and can differentiate it).
   if jnp.issubdtype(x.dtype, jnp.floating):
-    init = jnp.array(-jnp.inf, x.dtype)
+    init = np.array(-np.inf, x.dtype)
   else:
-    init = jnp.array(jnp.iinfo(x.dtype).min, x.dtype)
+    init = np.array(jnp.iinfo(x.dtype).min, x.dtype)
   y = lax.reduce_window(x, init, lax.max, (1, kh, kw, 1), (1, sh, sw, 1), pads)
   expected = (pool_output_size(x.shape[1], kh, sh, ph, ceil_mode),
               pool_output_size(x.shape[2], kw, sw, pw, ceil_mode))

@@ -2,7 +2,7 @@
 
 `resize_bilinear` equals PyTorch `F.interpolate(mode='bilinear', align_corners=...)` (no
 antialiasing; `jax.image.resize` differs when downsampling and has no align_corners=True).
-`resize_nearest` equals PIL `Image.resize(..., NEAREST)`: it samples the pixel centres.
+`resize_nearest` equals PIL `Image.resize(..., NEAREST)` bit for bit: it samples the pixel centres.
 """
 from typing import Sequence, Tuple
 
@@ -45,8 +45,8 @@ def _lerp_axis(x: jax.Array, axis: int, out_size: int, align_corners: bool) -> j
   # Weights stay float32, so low-precision inputs are interpolated in float32 (PyTorch opmath).
   w_lower = jnp.asarray(lower_weight.reshape(weight_shape))
   w_upper = jnp.asarray(upper_weight.reshape(weight_shape))
-  x_lower = jnp.take(x, lower, axis=axis, mode='promise_in_bounds')
-  x_upper = jnp.take(x, upper, axis=axis, mode='promise_in_bounds')
+  x_lower = jnp.take(x, lower, axis=axis, mode='clip')
+  x_upper = jnp.take(x, upper, axis=axis, mode='clip')
   return (w_lower * x_lower + w_upper * x_upper).astype(x.dtype)
 
 
@@ -66,8 +66,15 @@ def resize_bilinear(x: jax.Array, size: Sequence[int], align_corners: bool) -> j
 
 
 def nearest_source(in_size: int, out_size: int) -> np.ndarray:
-  """PIL NEAREST source index of each output pixel: floor((dst + 0.5) * in / out), int32 (out,)."""
-  src = np.floor((np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size))
+  """PIL NEAREST source index of each output pixel, int32 (out,): floor((dst + 0.5) * in / out).
+
+  The coordinate is accumulated in float64 the way PIL does (start at step / 2, add step = in / out
+  per pixel), so exact ties such as 8 -> 10, dst 7 (7.5 * 0.8 = 6) round down as they do in PIL.
+  """
+  step = in_size / out_size
+  increments = np.full(out_size, step, dtype=np.float64)
+  increments[0] = step * 0.5
+  src = np.add.accumulate(increments)  # sequential float64 sums, as PIL's loop
   return np.minimum(src.astype(np.int32), in_size - 1)
 
 
@@ -78,5 +85,5 @@ def resize_nearest(x: jax.Array, size: Sequence[int]) -> jax.Array:
   for axis, out_size in zip(SPATIAL_AXES, size):
     out_size = int(out_size)
     if x.shape[axis] != out_size:
-      x = jnp.take(x, nearest_source(x.shape[axis], out_size), axis=axis, mode='promise_in_bounds')
+      x = jnp.take(x, nearest_source(x.shape[axis], out_size), axis=axis, mode='clip')
   return x
