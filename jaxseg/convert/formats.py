@@ -86,3 +86,13 @@ def read_weights(path: str, use_torch: Optional[bool] = None) -> StateDict:
   if lower.endswith('.safetensors'):
     return unwrap_state_dict(read_safetensors(path), path)
   return unwrap_state_dict(read_pth(path, use_torch=use_torch), path)
+
+
+def write_converted(flat: StateDict, outdir: str) -> str:
+  """Write ``OUTDIR/weights.npz`` ('/'-joined keys; bfloat16 stored as float32). Returns its path."""
+  os.makedirs(outdir, exist_ok=True)
+  out = os.path.join(outdir, CONVERTED_FILE)
+  arrays = {k: (v.astype(np.float32) if v.dtype == ml_dtypes.bfloat16 else v)
+            for k, v in flat.items()}
+  np.savez(out, **arrays)
+  return out

@@ -49,6 +49,12 @@ def _rebuild_tensor_v2(storage, offset, size, stride, *unused):
   size, stride = tuple(size), tuple(stride)
   if not size:
     return np.array(storage[offset])
+  if 0 in size:
+    return np.zeros(size, storage.dtype)
+  extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+  if len(size) != len(stride) or min(stride) < 0 or extent > storage.size:
+    raise pickle.UnpicklingError(f'tensor of shape {size}, strides {stride}, offset {offset} '
+                                 f'does not fit its storage of {storage.size} elements')
   itemsize = storage.dtype.itemsize
   view = np.lib.stride_tricks.as_strided(
       storage[offset:], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False)

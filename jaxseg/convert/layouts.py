@@ -1,0 +1,185 @@
+"""PyTorch state_dict key layouts -> flat Flax variables ``{'params/...|batch_stats/...': array}``.
+
+Layouts:
+  * ``torchvision_resnet``: ``conv1``, ``bn1``, ``layer{k}.{i}.{conv,bn}{1,2,3}``,
+    ``layer{k}.0.downsample.{0,1}`` -> ResNet-level paths (``conv1``, ``layer{k}_{i}/conv1``,
+    ``layer{k}_0/downsample_conv``, ...). ``fc`` -> ``fc`` only with ``include_fc``. Loaded under
+    ``backbone`` by default.
+  * ``deeplabv2``: the same backbone keys with an optional ``Scale.`` prefix, under ``backbone/``;
+    ASPP ``layer5.conv2d_list.{i}`` -> ``aspp/branch_{i}``.
+  * ``adaptsegnet_multi``: as deeplabv2, but ``layer5`` (on layer3) -> ``aspp_aux`` and ``layer6``
+    (on layer4) -> ``aspp``.
+  * ``plain``: keys are already ``/``-joined Flax paths (``params/...``, ``batch_stats/...``; a key
+    without a collection goes to ``batch_stats`` if its leaf is ``mean``/``var``, else ``params``).
+
+Rules: conv OIHW -> HWIO; BN ``weight`` -> ``scale``, ``bias`` -> ``bias``, ``running_mean`` ->
+batch_stats ``mean``, ``running_var`` -> batch_stats ``var``; ``num_batches_tracked`` ignored;
+linear [out, in] -> [in, out]. Whether the stride sits on the 1x1 (caffe) or the 3x3 (pytorch) is
+a model setting (``ResNet(layout=...)``), not a key difference.
+"""
+import collections
+import dataclasses
+import re
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+from flax import traverse_util
+
+Flat = Dict[str, np.ndarray]
+COLLECTIONS = ('params', 'batch_stats')
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  name: str
+  backbone_root: str = ''                 # Flax path the backbone keys go under
+  heads: Tuple[Tuple[str, str], ...] = ()  # (torch module, Flax module) of ASPP classifiers
+  strip_prefix: str = ''                  # removed from keys that start with it
+  default_prefix: str = ''                # where load_into puts the tree by default
+
+
+LAYOUTS = {
+    'torchvision_resnet': Layout('torchvision_resnet', default_prefix='backbone'),
+    'deeplabv2': Layout('deeplabv2', 'backbone', (('layer5', 'aspp'),), 'Scale.'),
+    'adaptsegnet_multi': Layout('adaptsegnet_multi', 'backbone',
+                                (('layer5', 'aspp_aux'), ('layer6', 'aspp')), 'Scale.'),
+    'plain': Layout('plain'),
+}
+
+_STEM = re.compile(r'^(conv\d|bn\d)\.(\w+)$')
+_BLOCK = re.compile(r'^layer(\d)\.(\d+)\.(conv\d|bn\d)\.(\w+)$')
+_DOWNSAMPLE = re.compile(r'^layer(\d)\.(\d+)\.downsample\.([01])\.(\w+)$')
+_ASPP = re.compile(r'^(layer\d)\.conv2d_list\.(\d+)\.(weight|bias)$')
+_FC = re.compile(r'^fc\.(weight|bias)$')
+_BN_LEAVES = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
+              'running_mean': ('batch_stats', 'mean'), 'running_var': ('batch_stats', 'var')}
+
+
+def get_layout(name: str) -> Layout:
+  if name not in LAYOUTS:
+    raise ValueError(f'unknown layout {name!r}; expected one of {sorted(LAYOUTS)}')
+  return LAYOUTS[name]
+
+
+def join(*parts: str) -> str:
+  return '/'.join(p for p in parts if p)
+
+
+def conv_kernel(w: np.ndarray, key: str) -> np.ndarray:
+  """OIHW -> HWIO."""
+  if w.ndim != 4:
+    raise ValueError(f'{key}: expected a 4-D conv weight (O, I, H, W), got shape {w.shape}')
+  return np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)))
+
+
+def _module_leaf(module: str, leaf: str, value: np.ndarray, key: str,
+                 is_bn: bool) -> Optional[Tuple[str, np.ndarray]]:
+  """Flax (path, array) of one torch leaf of a conv or BN module; None if ignored."""
+  if is_bn:
+    if leaf == 'num_batches_tracked':
+      return None
+    if leaf not in _BN_LEAVES or value.ndim != 1:
+      raise ValueError(f'{key}: not a BatchNorm leaf {sorted(_BN_LEAVES)} of shape (C,)')
+    collection, name = _BN_LEAVES[leaf]
+    return join(collection, module, name), value
+  if leaf == 'weight':
+    return join('params', module, 'kernel'), conv_kernel(value, key)
+  if leaf == 'bias':
+    return join('params', module, 'bias'), value
+  raise ValueError(f'{key}: unknown conv leaf {leaf!r}')
+
+
+def _backbone_key(key: str) -> Optional[Tuple[str, str, bool]]:
+  """torch key -> (Flax module path, leaf, is_bn), or None if it is not a ResNet key."""
+  m = _STEM.match(key)
+  if m:
+    return m.group(1), m.group(2), m.group(1).startswith('bn')
+  m = _BLOCK.match(key)
+  if m:
+    k, i, mod, leaf = m.groups()
+    return f'layer{k}_{i}/{mod}', leaf, mod.startswith('bn')
+  m = _DOWNSAMPLE.match(key)
+  if m:
+    k, i, j, leaf = m.groups()
+    mod = 'downsample_bn' if j == '1' else 'downsample_conv'
+    return f'layer{k}_{i}/{mod}', leaf, j == '1'
+  return None
+
+
+def plain_path(key: str) -> str:
+  """A '/'-joined Flax path, with its collection added when missing."""
+  if key.split('/', 1)[0] in COLLECTIONS:
+    return key
+  leaf = key.rsplit('/', 1)[-1]
+  return join('batch_stats' if leaf in ('mean', 'var') else 'params', key)
+
+
+def convert_flat(state_dict: Mapping[str, np.ndarray], layout: str,
+                 include_fc: bool = False, hint: bool = True) -> Tuple[Flat, List[str]]:
+  """(flat Flax variables at the layout's root, ignored torch keys). Unknown keys raise."""
+  spec = get_layout(layout)
+  out: Flat = collections.OrderedDict()
+  ignored, unknown = [], []
+  if spec.name == 'plain':
+    for key, value in state_dict.items():
+      out[plain_path(key)] = np.asarray(value)
+    return out, ignored
+  heads = dict(spec.heads)
+  for key, value in state_dict.items():
+    value = np.asarray(value)
+    k = key[len(spec.strip_prefix):] if spec.strip_prefix and key.startswith(spec.strip_prefix) \
+        else key
+    item = None
+    parsed = _backbone_key(k)
+    head, fc = _ASPP.match(k), _FC.match(k)
+    if parsed is not None:
+      module, leaf, is_bn = parsed
+      item = _module_leaf(join(spec.backbone_root, module), leaf, value, key, is_bn)
+      if item is None:
+        ignored.append(key)
+    elif head and head.group(1) in heads:
+      module = f'{heads[head.group(1)]}/branch_{head.group(2)}'
+      item = _module_leaf(module, head.group(3), value, key, is_bn=False)
+    elif fc and spec.name == 'torchvision_resnet':
+      if not include_fc:
+        ignored.append(key)
+      elif fc.group(1) == 'weight':
+        item = 'params/fc/kernel', np.ascontiguousarray(value.T)
+      else:
+        item = 'params/fc/bias', value
+    else:
+      unknown.append(key)
+    if item is not None:
+      out[item[0]] = item[1]
+  if unknown:
+    raise ValueError(f'layout {layout!r} does not recognise {len(unknown)} key(s): {unknown}'
+                     + (_layout_hint(state_dict, layout) if hint else ''))
+  return out, ignored
+
+
+def _layout_hint(state_dict: Mapping[str, np.ndarray], layout: str) -> str:
+  """'; the keys fit layout X' when another torch layout recognises every key."""
+  for name in LAYOUTS:
+    if name in (layout, 'plain'):
+      continue
+    try:
+      convert_flat(state_dict, name, include_fc=True, hint=False)
+    except ValueError:
+      continue
+    return f'; these keys fit layout {name!r}'
+  return ''
+
+
+def convert(state_dict: Mapping[str, np.ndarray], layout: str,
+            include_fc: bool = False) -> Dict[str, Dict]:
+  """Nested Flax variables ``{'params': ..., 'batch_stats': ...}`` at the layout's root."""
+  flat, _ = convert_flat(state_dict, layout, include_fc)
+  return unflatten(flat)
+
+
+def unflatten(flat: Mapping[str, np.ndarray]) -> Dict[str, Dict]:
+  return traverse_util.unflatten_dict(dict(flat), sep='/')
+
+
+def flatten(tree: Mapping) -> Flat:
+  return traverse_util.flatten_dict(dict(tree), sep='/')
