@@ -94,7 +94,7 @@ class SegmentationMethod(Method):
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state)
-    metrics = {'loss': total, **terms, 'grad_norm': optax.global_norm(grads)}
+    metrics = {'loss': total, **terms, 'grad_norm': optax.tree.norm(grads)}
     return new_state, metrics
 
   def _logits_at_labels(self, state, image, size):

@@ -160,9 +160,11 @@ def train_and_evaluate(config, workdir: str):
     _report_eval(writer, workdir, total, scalars, report)
     return scalars
   except KeyboardInterrupt:
-    _print(f'interrupted at step {step}; saving a checkpoint so the same command resumes')
-    _flush_train_metrics(pending, writer, step, progress)
-    s.checkpointer.save(step, s.state, force=True)
+    done = int(jax.device_get(s.state.step))  # the interrupt may come before this step ran
+    _print(f'interrupted after step {done}; saving a checkpoint so the same command resumes')
+    _flush_train_metrics([p for p in pending if p[0] <= done], writer, done, progress)
+    if s.checkpointer.latest_step() != done:
+      s.checkpointer.save(done, s.state, force=True)
     raise
   except NonFiniteLossError as e:
     raise NonFiniteLossError(f'{e}. Training stopped; the last good checkpoint '
