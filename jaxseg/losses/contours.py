@@ -21,10 +21,10 @@ def contour_pos_weight(target: Array, valid: Optional[Array] = None,
 
   Args:
     target: (B, H, W) edge map; pixels >= 0.5 are positive.
-    valid: optional (B, H, W) bool.
+    valid: optional bool, broadcastable to (B, H, W).
     axis_name: when set, counts are summed over that mapped axis (pmap / shard_map).
   """
-  ok = jnp.ones(target.shape, bool) if valid is None else valid.astype(bool)
+  ok = jnp.broadcast_to(True if valid is None else valid.astype(bool), target.shape)
   pos = jnp.sum(ok & (target >= 0.5), dtype=jnp.float32)
   tot = jnp.sum(ok, dtype=jnp.float32)
   if axis_name is not None:
@@ -45,7 +45,7 @@ def balanced_bce_sum(logits: Array, target: Array, valid: Optional[Array] = None
   Args:
     logits: (B, h, w) or (B, h, w, 1) contour logits.
     target: (B, H, W) edge map (uint8 or float); pixels >= 0.5 are positive.
-    valid: optional (B, H, W) bool; False pixels get exactly zero gradient.
+    valid: optional bool broadcastable to (B, H, W); False pixels get exactly zero gradient.
     pos_weight: beta. None (default) computes beta = |Y-| / |Y| from the batch (HED; the
       weighting the issue asks for). MTL-PyTorch fixes beta = 0.95 [V].
     resize: see `jaxseg.losses.depth.match_resolution`.
@@ -59,7 +59,7 @@ def balanced_bce_sum(logits: Array, target: Array, valid: Optional[Array] = None
     logits = logits[..., None]
   logits, (target, valid) = match_resolution(logits, (target, valid), resize, align_corners)
   x = logits[..., 0].astype(jnp.float32)
-  ok = jnp.ones(x.shape, bool) if valid is None else valid.astype(bool)
+  ok = jnp.broadcast_to(True if valid is None else valid.astype(bool), x.shape)
   positive = target >= 0.5
   beta = (contour_pos_weight(target, ok, axis_name) if pos_weight is None
           else jnp.asarray(pos_weight, jnp.float32))

@@ -1,0 +1,330 @@
+"""PAD-Net (Xu et al., CVPR 2018): prediction-and-distillation network for depth + scene parsing.
+
+Pipeline (padnet.md §1.1), all NHWC:
+  front-end   ResNet (output stride 8); each shallower map in `aggregate_layers` goes through a
+              1x1 conv + BN + ReLU, is resized (bilinear) to the layer4 size and concatenated onto
+              layer4 ("multi-scale aggregation", 1/8 of the input).
+  branches    four intermediate tasks (depth, normals, parsing, contours), each a stride-2 deconv
+              + BN + ReLU to 1/4 resolution with N (depth, parsing) or N/2 (normals, contours)
+              channels, then a 1x1 prediction conv (1, 3, num_classes, 1 channels).
+  distillation 'none' | 'A' | 'B' | 'C' (jaxseg.heads.padnet_distillation) into the final tasks.
+  decoders    per final task (depth, parsing): two stride-2 deconvs + BN + ReLU (N/2, N/4
+              channels; 1/4 -> 1/1), then a 1x1 prediction conv.
+
+Outputs of `PADNet.apply(variables, image, train=...)`:
+  'logits' (B, H, W, num_classes) final parsing logits; 'depth' (B, H, W) final depth (NHW);
+  'intermediate': {'depth' (B, H/4, W/4), 'normals' (B, H/4, W/4, 3) unnormalised,
+  'parsing' (B, H/4, W/4, num_classes) logits, 'contours' (B, H/4, W/4) logits}.
+Final outputs are resized (bilinear) to the input size when the 8x-upsampled front-end size differs
+from it (inputs not divisible by 8, or Caffe ceil-mode pooling). Single-task variants return only
+their own final output.
+
+`padnet_loss` combines the six terms L1..L6 of the paper.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxseg.backbones.resnet import ResNet
+from jaxseg.heads.padnet_distillation import (DISTILLATION_MODES, GATE_SOURCES, Distillation,
+                                              concat_distillation)
+from jaxseg.losses.contours import balanced_bce_sum
+from jaxseg.losses.depth import match_resolution, depth_loss_sum
+from jaxseg.losses.normals import normals_loss_sum
+from jaxseg.losses.reduce import global_mean
+from jaxseg.losses.segmentation import cross_entropy_sum
+from jaxseg.nn import BatchNorm, Conv2D, he_normal_fan_out, resize_bilinear
+
+Array = jnp.ndarray
+INTERMEDIATE_TASKS = ('depth', 'normals', 'parsing', 'contours')  # "low level to high level"
+FINAL_TASKS = ('depth', 'parsing')
+TASK_MODES = ('multitask', 'depth', 'parsing', 'depth_parsing')
+DISTILL_INPUTS = ('predictions', 'features')
+
+
+class ConvBNReLU(nn.Module):
+  """Conv (no bias) + BatchNorm + ReLU."""
+  features: int
+  kernel_size: int = 1
+  bn_mode: str = 'train'
+  bn_axis_name: Optional[str] = None
+  conv_impl: str = 'xla'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    x = Conv2D(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
+               name='conv')(x)
+    return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
+                             name='bn')(x, train))
+
+
+class DeconvBNReLU(nn.Module):
+  """Stride-2 transposed conv (no bias, exact 2x upsampling) + BatchNorm + ReLU.
+
+  Kernel 4 with 'SAME' padding has the geometry of PyTorch ConvTranspose2d(k=4, s=2, p=1); the
+  Flax kernel is PyTorch's spatially flipped (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]).
+  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init.
+  """
+  features: int
+  kernel_size: int = 4
+  bn_mode: str = 'train'
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    k = self.kernel_size
+    x = nn.ConvTranspose(self.features, (k, k), strides=(2, 2), padding='SAME', use_bias=False,
+                         kernel_init=he_normal_fan_out(), dtype=self.dtype, name='deconv')(x)
+    return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
+                             name='bn')(x, train))
+
+
+class TaskDecoder(nn.Module):
+  """Deconv + BN + ReLU per entry of `features` (each doubles H, W), then a 1x1 prediction conv."""
+  features: Sequence[int]
+  out_channels: int
+  kernel_size: int = 4
+  bn_mode: str = 'train'
+  bn_axis_name: Optional[str] = None
+  conv_impl: str = 'xla'
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    for i, f in enumerate(self.features, start=1):
+      x = DeconvBNReLU(f, self.kernel_size, self.bn_mode, self.bn_axis_name, self.dtype,
+                       name=f'deconv{i}')(x, train)
+    return Conv2D(self.out_channels, 1, use_bias=True, impl=self.conv_impl, dtype=self.dtype,
+                  name='pred')(x)
+
+
+class PADNet(nn.Module):
+  """PAD-Net, paper-faithful by default; the survey (MTL-PyTorch) choices are flags.
+
+  Attributes:
+    num_classes: parsing classes.
+    tasks: 'multitask' (full PAD-Net), 'depth' or 'parsing' (single-task baselines: front-end,
+      that task's branch, its decoder; no intermediate tasks, no distillation) or 'depth_parsing'
+      (the "direct multi-task" ablation: both baselines on one front-end). `distillation`,
+      `gate_source` and `distill_input` only apply to 'multitask'.
+    distillation: 'none' (each final decoder reads its own branch's features; intermediate
+      predictions are still made, for deep supervision), 'A', 'B' or 'C'.
+    gate_source: module C gate from the receiving task 'target' (paper [N], default) or from the
+      sending task 'source' (MTL-PyTorch SABlock [V]).
+    distill_input: 'predictions' (paper [N], default, unverified: each intermediate prediction is
+      lifted back to C_t channels with a 1x1 conv + BN + ReLU, and those maps are F_t) or
+      'features' (MTL-PyTorch [V]: the branch features themselves).
+    features: N, channels of the main-task branches (paper 512 [N]); auxiliary branches get N/2,
+      decoders N/2 then N/4.
+    backbone_depth, backbone_width, layout, deep_stem, output_stride, pool_ceil_mode, bn_mode,
+      bn_axis_name, conv_impl: forwarded to `jaxseg.backbones.resnet.ResNet` (paper: ResNet-50
+      for NYUD-v2, ResNet-101 for Cityscapes [N]; front-end at 1/8 [N]). The layout and pooling
+      defaults (torchvision 'pytorch' layout, floor pooling, so 8k inputs give exact 1/8 maps)
+      are a jaxseg choice; the paper used Caffe [R].
+    head_bn_mode: BatchNorm mode of every layer outside the backbone.
+    aggregate_layers, aggregate_features: shallower backbone maps aggregated onto layer4 and the
+      channels of each after its 1x1 conv. Recommendation (the sources give neither the layers nor
+      the channel counts): ('layer1', 'layer2', 'layer3') and 256.
+    deconv_kernel: transposed-conv kernel size (4; not given by the sources).
+    align_corners: bilinear convention of the internal resizes.
+  """
+  num_classes: int
+  tasks: str = 'multitask'
+  distillation: str = 'C'
+  gate_source: str = 'target'
+  distill_input: str = 'predictions'
+  features: int = 512
+  backbone_depth: int = 50
+  backbone_width: int = 64
+  layout: str = 'pytorch'
+  deep_stem: bool = False
+  output_stride: int = 8
+  pool_ceil_mode: bool = False
+  bn_mode: str = 'train'
+  head_bn_mode: str = 'train'
+  bn_axis_name: Optional[str] = None
+  aggregate_layers: Sequence[str] = ('layer1', 'layer2', 'layer3')
+  aggregate_features: int = 256
+  deconv_kernel: int = 4
+  align_corners: bool = False
+  conv_impl: str = 'xla'
+  dtype: Any = None
+
+  def _check(self):
+    for value, allowed, name in ((self.tasks, TASK_MODES, 'tasks'),
+                                 (self.distillation, DISTILLATION_MODES, 'distillation'),
+                                 (self.gate_source, GATE_SOURCES, 'gate_source'),
+                                 (self.distill_input, DISTILL_INPUTS, 'distill_input')):
+      if value not in allowed:
+        raise ValueError(f'PADNet.{name} must be one of {allowed}, got {value!r}')
+    if self.features % 4:
+      raise ValueError(f'PADNet.features (N) must be divisible by 4, got {self.features}')
+
+  def _front_end(self, image: Array, train: bool) -> Array:
+    feats = ResNet(self.backbone_depth, self.backbone_width, self.layout, self.deep_stem,
+                   self.output_stride, pool_ceil_mode=self.pool_ceil_mode, bn_mode=self.bn_mode,
+                   bn_axis_name=self.bn_axis_name, conv_impl=self.conv_impl, dtype=self.dtype,
+                   name='backbone')(image, train)
+    top = feats['layer4']
+    parts = [top]
+    for layer in self.aggregate_layers:
+      y = self._conv_bn_relu(self.aggregate_features, f'aggregate_{layer}')(feats[layer], train)
+      if y.shape[1:3] != top.shape[1:3]:
+        y = resize_bilinear(y, top.shape[1:3], align_corners=self.align_corners)
+      parts.append(y)
+    return jnp.concatenate(parts, axis=-1)
+
+  def _conv_bn_relu(self, features: int, name: str) -> ConvBNReLU:
+    return ConvBNReLU(features, 1, self.head_bn_mode, self.bn_axis_name, self.conv_impl,
+                      self.dtype, name=name)
+
+  def _deconv(self, features: int, name: str) -> DeconvBNReLU:
+    return DeconvBNReLU(features, self.deconv_kernel, self.head_bn_mode, self.bn_axis_name,
+                        self.dtype, name=name)
+
+  def _decode(self, task: str, x: Array, out_channels: int, size: Tuple[int, int],
+              train: bool) -> Array:
+    n = self.features
+    y = TaskDecoder((n // 2, n // 4), out_channels, self.deconv_kernel, self.head_bn_mode,
+                    self.bn_axis_name, self.conv_impl, self.dtype, name=f'decoder_{task}')(x, train)
+    if y.shape[1:3] != tuple(size):
+      y = resize_bilinear(y, size, align_corners=self.align_corners)
+    return y
+
+  @nn.compact
+  def __call__(self, image: Array, train: bool) -> Dict[str, Any]:
+    """image (B, H, W, 3) -> output dict (see module docstring)."""
+    self._check()
+    size = image.shape[1:3]
+    n = self.features
+    channels = {'depth': n, 'parsing': n, 'normals': n // 2, 'contours': n // 2}
+    out_channels = {'depth': 1, 'parsing': self.num_classes, 'normals': 3, 'contours': 1}
+    out_keys = {'depth': 'depth', 'parsing': 'logits'}
+    x = self._front_end(image, train)
+
+    if self.tasks != 'multitask':
+      finals = FINAL_TASKS if self.tasks == 'depth_parsing' else (self.tasks,)
+      outputs = {}
+      for k in finals:
+        f = self._deconv(channels[k], f'branch_{k}')(x, train)
+        outputs[out_keys[k]] = self._decode(k, f, out_channels[k], size, train)
+      if 'depth' in outputs:
+        outputs['depth'] = outputs['depth'][..., 0]
+      return outputs
+
+    branch = {t: self._deconv(channels[t], f'branch_{t}')(x, train) for t in INTERMEDIATE_TASKS}
+    inter = {t: Conv2D(out_channels[t], 1, use_bias=True, impl=self.conv_impl, dtype=self.dtype,
+                       name=f'inter_pred_{t}')(branch[t]) for t in INTERMEDIATE_TASKS}
+    if self.distillation == 'none':
+      source = distilled = branch
+    elif self.distill_input == 'predictions':
+      source = {t: self._conv_bn_relu(channels[t], f'embed_{t}')(inter[t], train)
+                for t in INTERMEDIATE_TASKS}
+    else:
+      source = branch
+
+    if self.distillation == 'A':
+      shared = concat_distillation(source, INTERMEDIATE_TASKS)
+      distilled = {k: shared for k in FINAL_TASKS}
+    elif self.distillation in ('B', 'C'):
+      distilled = Distillation(FINAL_TASKS, self.distillation, self.gate_source,
+                               conv_impl=self.conv_impl, dtype=self.dtype,
+                               name='distillation')(source)
+
+    outputs = {out_keys[k]: self._decode(k, distilled[k], out_channels[k], size, train)
+               for k in FINAL_TASKS}
+    outputs['depth'] = outputs['depth'][..., 0]
+    outputs['intermediate'] = {'depth': inter['depth'][..., 0], 'normals': inter['normals'],
+                               'parsing': inter['parsing'], 'contours': inter['contours'][..., 0]}
+    return outputs
+
+
+# ------------------------------------------------------------------------------------------------
+# Loss L = sum_i w_i L_i.
+
+LOSS_TERMS = ('depth', 'parsing', 'inter_depth', 'inter_normals', 'inter_contours',
+              'inter_parsing')
+# Paper [N], unverified: final tasks 1, the four intermediate (auxiliary) terms 0.8.
+PAPER_LOSS_WEIGHTS = {'depth': 1.0, 'parsing': 1.0, 'inter_depth': 0.8, 'inter_normals': 0.8,
+                      'inter_contours': 0.8, 'inter_parsing': 0.8}
+# MTL-PyTorch NYUD `pad_net+edges_normals.yml` [V]: initial predictions weighted like the finals.
+SURVEY_NYUD_LOSS_WEIGHTS = {'depth': 1.0, 'parsing': 1.0, 'inter_depth': 1.0,
+                            'inter_normals': 10.0, 'inter_contours': 50.0, 'inter_parsing': 1.0}
+
+
+def pixel_validity(batch: Mapping[str, Array]) -> Optional[Array]:
+  """batch['valid'] (B, H, W) and the per-example batch['mask'] (B,) combined: a bool array
+  broadcastable to (B, H, W) ((B, 1, 1) with a mask only), or None if neither is present."""
+  valid = batch.get('valid')
+  mask = batch.get('mask')
+  if mask is None:
+    return None if valid is None else valid.astype(bool)
+  mask = mask.astype(bool)[:, None, None]
+  return mask if valid is None else valid.astype(bool) & mask
+
+
+def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Array],
+                weights: Optional[Mapping[str, float]] = None, axis_name: Optional[str] = None, *,
+                depth_kind: str = 'l2', normals_kind: str = 'l2',
+                contour_pos_weight: Optional[float] = None, resize: str = 'prediction',
+                align_corners: bool = False,
+                ignore_label: int = 255) -> Tuple[Array, Dict[str, Array]]:
+  """Weighted PAD-Net loss.
+
+  Args:
+    outputs: `PADNet` output dict.
+    batch: 'depth' (B, H, W), 'label' (B, H, W), 'normals' (B, H, W, 3), 'contours' (B, H, W),
+      optional 'valid' (B, H, W) bool and 'mask' (B,) bool (both restrict every term).
+    weights: {term: w} over LOSS_TERMS ('depth', 'parsing' final; 'inter_*' intermediate);
+      missing keys or w == 0 skip the term; None uses PAPER_LOSS_WEIGHTS. Terms whose output
+      is absent (single-task models) are skipped.
+    axis_name: pmap / shard_map axis (see `jaxseg.losses.reduce.global_mean`).
+    depth_kind: 'l2' (paper Euclidean [N], default) or 'l1' (MTL-PyTorch [V]).
+    normals_kind: 'l2' (paper [N], default), 'cosine' or 'l1' (MTL-PyTorch [V]).
+    contour_pos_weight: None = HED class balance from the batch; MTL-PyTorch uses 0.95.
+    resize: 'prediction' (upsample predictions bilinearly to the labels, MTL-PyTorch [V],
+      default) or 'target' (nearest-downsample the labels to each prediction).
+    ignore_label: parsing ignore value.
+
+  Returns:
+    (total, per_term): total = sum_i w_i L_i; per_term = the unweighted mean L_i of each term used.
+  """
+  weights = PAPER_LOSS_WEIGHTS if weights is None else weights
+  unknown = set(weights) - set(LOSS_TERMS)
+  if unknown:
+    raise ValueError(f'unknown padnet_loss terms {sorted(unknown)}; expected {LOSS_TERMS}')
+  valid = pixel_validity(batch)
+  inter = outputs.get('intermediate', {})
+  preds = {'depth': outputs.get('depth'), 'parsing': outputs.get('logits')}
+  preds.update({f'inter_{t}': inter.get(t) for t in INTERMEDIATE_TASKS})
+  targets = {'depth': 'depth', 'parsing': 'label', 'normals': 'normals', 'contours': 'contours'}
+
+  def term(task: str, pred: Array) -> Tuple[Array, Array]:
+    target = batch[targets[task]]
+    if task == 'depth':
+      return depth_loss_sum(pred, target, valid, depth_kind, resize, align_corners)
+    if task == 'normals':
+      return normals_loss_sum(pred, target, valid, normals_kind, resize, align_corners)
+    if task == 'contours':
+      return balanced_bce_sum(pred, target, valid, contour_pos_weight, resize, align_corners,
+                              axis_name)
+    logits, (labels, v) = match_resolution(pred, (target, valid), resize, align_corners)
+    return cross_entropy_sum(logits, labels, ignore_label, weights=v)
+
+  total, per_term = jnp.zeros((), jnp.float32), {}
+  for name in LOSS_TERMS:
+    w = weights.get(name, 0.0)
+    pred = preds[name]
+    if pred is None or (isinstance(w, (int, float)) and w == 0):
+      continue
+    task = name[len('inter_'):] if name.startswith('inter_') else name
+    if targets[task] not in batch:
+      raise KeyError(f'padnet_loss term {name!r} needs batch[{targets[task]!r}]')
+    per_term[name] = global_mean(*term(task, pred), axis_name)
+    total = total + w * per_term[name]
+  return total, per_term
