@@ -2,14 +2,17 @@
 
   python -m jaxseg.bench_conv [--reps 7] [--batch 2] [--only stem]
 
-Times (median ms over --reps runs after warm-up, `block_until_ready`) the forward, the input
-gradient and the weight gradient of each convolution, each compiled on its own with `jax.jit`
-(the unused half of the VJP is removed by XLA). Rows: 'xla' (`lax.conv_general_dilated` and
-its autodiff), 'matmul' (wgrad='auto'), and for KxK kernels both explicit strategies.
+Times (median ms over --reps runs after compile and warm-up, `block_until_ready`) the forward,
+the input gradient and the weight gradient of each convolution, each compiled on its own with
+`jax.jit` (the unused half of the VJP is removed by XLA); runs of all variants are interleaved.
+Rows: 'xla' (`lax.conv_general_dilated` and its autodiff), 'matmul auto' (`conv2d_matmul_wgrad`,
+wgrad='auto'; the strategy it picks in brackets) and, for KxK kernels, both explicit strategies.
+'total' = fwd + dx + dw.
 Inputs are float32 NHWC / HWIO. On a shared machine expect 10-15% noise between runs.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -18,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxseg.nn.conv_vjp import conv2d_matmul_wgrad
+from jaxseg.nn.conv_vjp import auto_strategy, conv2d_matmul_wgrad
 
 # name, (H, W), kernel, Cin, Cout, stride, dilation (padding is dilation * (k - 1) // 2).
 SHAPES = (
@@ -35,23 +38,28 @@ def _xla(x, w, s, pad, d):
                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def _time(fn, args, reps):
-  jax.block_until_ready(fn(*args))  # compile
-  jax.block_until_ready(fn(*args))  # warm-up
-  ts = []
+def _fns(conv):
+  """Jitted forward, input gradient and weight gradient of conv(x, w); all take (x, w, g)."""
+  return (jax.jit(lambda x, w, g: conv(x, w)),
+          jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0]),
+          jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]))
+
+
+def bench(convs, args, reps):
+  """Median ms of (forward, dx, dw) per conv; runs are interleaved across convs and phases, so
+  load changes on a shared machine hit all variants alike."""
+  fns = [f for conv in convs for f in _fns(conv)]
+  for f in fns:
+    jax.block_until_ready(f(*args))  # compile
+    jax.block_until_ready(f(*args))  # warm-up
+  ts = [[] for _ in fns]
   for _ in range(reps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    ts.append(time.perf_counter() - t0)
-  return 1e3 * statistics.median(ts)
-
-
-def bench(conv, x, w, g, reps):
-  """Median ms of (forward, input gradient, weight gradient) of conv(x, w)."""
-  fwd = jax.jit(conv)
-  dx = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
-  dw = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
-  return (_time(fwd, (x, w), reps), _time(dx, (x, w, g), reps), _time(dw, (x, w, g), reps))
+    for f, t in zip(fns, ts):
+      t0 = time.perf_counter()
+      jax.block_until_ready(f(*args))
+      t.append(1e3 * (time.perf_counter() - t0))
+  med = [statistics.median(t) for t in ts]
+  return [med[i:i + 3] for i in range(0, len(med), 3)]
 
 
 def main(argv=None):
@@ -62,8 +70,9 @@ def main(argv=None):
   a = p.parse_args(argv)
   rng = np.random.default_rng(0)
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, batch {a.batch}, float32, '
-        f'median of {a.reps} runs (ms)')
-  hdr = f'{"convolution":24s} {"impl":15s} {"fwd":>8s} {"dx":>8s} {"dw":>8s} {"total":>8s}'
+        f'median of {a.reps} runs (ms), load average {os.getloadavg()[0]:.1f} '
+        f'on {os.cpu_count()} CPUs')
+  hdr = f'{"convolution":24s} {"impl":22s} {"fwd":>8s} {"dx":>8s} {"dw":>8s} {"total":>8s}'
   print(hdr + '\n' + '-' * len(hdr))
   for name, (h, wd), k, cin, cout, s, d in SHAPES:
     if a.only not in name:
@@ -72,14 +81,14 @@ def main(argv=None):
     x = jnp.asarray(rng.standard_normal((a.batch, h, wd, cin)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
     g = jnp.asarray(rng.standard_normal(_xla(x, w, s, pad, d).shape), jnp.float32)
-    impls = [('xla', lambda x, w: _xla(x, w, s, pad, d)), ('matmul', 'auto')]
-    if k > 1:
-      impls += [('matmul im2col', 'im2col'), ('matmul per_tap', 'per_tap')]
-    for label, impl in impls:
-      if isinstance(impl, str):
-        impl = (lambda m: lambda x, w: conv2d_matmul_wgrad(x, w, s, pad, d, wgrad=m))(impl)
-      t = bench(impl, x, w, g, a.reps)
-      print(f'{name:24s} {label:15s} {t[0]:8.1f} {t[1]:8.1f} {t[2]:8.1f} {sum(t):8.1f}',
+    impls = {'xla': lambda x, w: _xla(x, w, s, pad, d)}
+    for m in ('auto', 'im2col', 'per_tap') if k > 1 else ('auto',):
+      label = f'matmul {m}'
+      if m == 'auto':
+        label += f' ({auto_strategy(w.shape, g.shape)})'
+      impls[label] = (lambda m: lambda x, w: conv2d_matmul_wgrad(x, w, s, pad, d, wgrad=m))(m)
+    for label, t in zip(impls, bench(list(impls.values()), (x, w, g), a.reps)):
+      print(f'{name:24s} {label:22s} {t[0]:8.1f} {t[1]:8.1f} {t[2]:8.1f} {sum(t):8.1f}',
             flush=True)
 
 

@@ -1,14 +1,15 @@
 """Dilated 2-D convolution whose weight gradient is computed as matrix products.
 
 XLA-CPU lowers a convolution's weight gradient to a forward convolution with batch and channels
-swapped, which its convolution backend runs 5-7x slower than the forward pass
-(docs: /work/shared/specs/cpu_performance.md). `conv2d_matmul_wgrad` keeps XLA's forward and
-input-gradient convolutions and computes the weight gradient as GEMMs contracting N*Ho*Wo:
+swapped, which its convolution backend runs 5-7x slower than the forward pass (design issue 6,
+cpu_performance spec). `conv2d_matmul_wgrad` keeps XLA's forward and input-gradient convolutions
+and computes the weight gradient as float32-accumulated GEMMs contracting M = N*Ho*Wo:
 
-- 1x1 kernels: forward is a strided slice and one matmul (faster than XLA's 1x1 convolution),
-  weight gradient is one matmul.
-- KxK kernels: 'im2col' (the K*K shifted windows concatenated into one patch matrix, one matmul)
-  or 'per_tap' (one matmul per kernel tap; wins for small Cin such as the RGB stem).
+- 1x1 kernels: the forward too is a strided slice and one matmul (faster than XLA's 1x1
+  convolution); weight gradient is one matmul.
+- KxK kernels: 'im2col' (the K*K shifted windows concatenated along channels into one
+  (M, K*K*Cin) patch matrix, one matmul) or 'per_tap' (K*K matmuls, no patch buffer).
+  `python -m jaxseg.bench_conv` compares them with XLA.
 
 Layouts: x (N, H, W, Cin), kernel (KH, KW, Cin, Cout), output (N, Ho, Wo, Cout).
 """
@@ -21,8 +22,11 @@ import jax.numpy as jnp
 from jax import lax
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
-# 'auto' uses one matmul per tap below this many input channels (the RGB stem), im2col otherwise.
-PER_TAP_MAX_CIN = 16
+# wgrad='auto' for KxK kernels: im2col when Cin >= PER_TAP_MIN_CIN and N*Ho*Wo <= IM2COL_MAX_ROWS
+# (short contractions make per-tap GEMMs inefficient), one GEMM per tap otherwise (the RGB stem,
+# large feature maps: no K*K-times patch buffer). Measured on a shared 2-core x86 (bench_conv).
+PER_TAP_MIN_CIN = 16
+IM2COL_MAX_ROWS = 1024
 _WGRAD = ('auto', 'im2col', 'per_tap')
 
 
@@ -89,6 +93,15 @@ def _forward(x, kernel, strides, padding, dilation):
                                   dimension_numbers=_DN)
 
 
+def auto_strategy(kernel_shape, out_shape) -> str:
+  """The weight-gradient strategy wgrad='auto' picks for HWIO kernel_shape, NHWC out_shape."""
+  kh, kw, cin, _ = kernel_shape
+  if (kh, kw) == (1, 1):
+    return 'matmul'
+  m = out_shape[0] * out_shape[1] * out_shape[2]
+  return 'im2col' if cin >= PER_TAP_MIN_CIN and m <= IM2COL_MAX_ROWS else 'per_tap'
+
+
 def _weight_grad(x, g, kernel_shape, strides, padding, dilation, wgrad):
   """dL/dkernel (KH, KW, Cin, Cout) float32 from x (N, H, W, Cin) and g (N, Ho, Wo, Cout)."""
   kh, kw, cin, cout = kernel_shape
@@ -97,21 +110,20 @@ def _weight_grad(x, g, kernel_shape, strides, padding, dilation, wgrad):
   xp = _pad(x, padding)
   g2 = g.reshape(m, cout)
   if wgrad == 'auto':
-    wgrad = 'per_tap' if cin < PER_TAP_MAX_CIN else 'im2col'
+    wgrad = auto_strategy(kernel_shape, g.shape)
   if (kh, kw) == (1, 1) or wgrad == 'im2col':
     # One GEMM: patches (M, KH*KW*Cin), channel order (i, j, c) matches HWIO's reshape.
     wins = list(_windows(xp, (kh, kw), (ho, wo), strides, dilation))
     patches = wins[0] if len(wins) == 1 else jnp.concatenate(wins, axis=-1)
     return _tn(patches.reshape(m, kh * kw * cin), g2).reshape(kh, kw, cin, cout)
-  if wgrad != 'per_tap':
-    raise ValueError(f'wgrad must be one of {_WGRAD}, got {wgrad!r}')
-  # One GEMM per tap; transpose whichever side is narrower once (windows are (M, Cin)).
-  wins = [w.reshape(m, cin) for w in _windows(xp, (kh, kw), (ho, wo), strides, dilation)]
-  if cin <= cout:
-    taps = [_mm(w.T, g2) for w in wins]
-  else:
+  # One GEMM per tap, contracting M; the narrower operand is transposed once, up front.
+  taps_args = ((kh, kw), (ho, wo), strides, dilation)
+  if cin < cout:  # x -> (Cin, N, Hp, Wp): each tap window is (Cin, M) @ g (M, Cout).
+    xt = xp.transpose(3, 0, 1, 2)
+    taps = [_mm(w.reshape(cin, m), g2) for w in _windows(xt, *taps_args, axes=(2, 3))]
+  else:  # g -> (Cout, M): each tap is g^T (Cout, M) @ window (M, Cin), transposed back.
     gt = g2.T
-    taps = [_mm(gt, w).T for w in wins]
+    taps = [_mm(gt, w.reshape(m, cin)).T for w in _windows(xp, *taps_args)]
   return jnp.stack(taps).reshape(kh, kw, cin, cout)
 
 
@@ -156,8 +168,9 @@ def conv2d_matmul_wgrad(x: jax.Array,
       'SAME'/'VALID'. All static Python values.
     feature_group_count: only 1 uses the matmul path; grouped convolutions fall back to plain
       `lax.conv_general_dilated` and XLA's own gradients.
-    wgrad: 'auto' (per-tap below PER_TAP_MAX_CIN input channels, else im2col), 'im2col' or
-      'per_tap'. Ignored for 1x1 kernels (always a single matmul).
+    wgrad: KxK weight-gradient strategy: 'im2col' (one GEMM over a K*K*Cin patch matrix),
+      'per_tap' (K*K GEMMs) or 'auto' (im2col for Cin >= PER_TAP_MIN_CIN and
+      N*Ho*Wo <= IM2COL_MAX_ROWS, else per_tap). Ignored for 1x1 kernels (one GEMM).
   """
   if wgrad not in _WGRAD:
     raise ValueError(f'wgrad must be one of {_WGRAD}, got {wgrad!r}')
