@@ -2,6 +2,7 @@
 
 Every error names the offending field as `config.<path>=<value>` and says what is allowed.
 """
+import os
 import re
 
 import jax
@@ -112,10 +113,29 @@ def _check_optimizer(config):
       _fail(f'optimizer.param_groups[{i}].pattern', group.get('pattern'), f'bad regex: {e}')
 
 
+def _check_init(config):
+  """``init_layout`` is a known layout; ``init_from``, when set, exists (file or converter dir)."""
+  from jaxseg.convert.formats import CONVERTED_FILE  # pylint: disable=g-import-not-at-top
+  from jaxseg.convert.layouts import LAYOUTS  # pylint: disable=g-import-not-at-top
+  if 'init_layout' in config:
+    _check_choice(config, 'init_layout', LAYOUTS)
+  path = config.get('init_from', '')
+  if not path:
+    return
+  what = ('a weight file (.pth/.pt/.npz/.safetensors) or a directory written by '
+          '`python -m jaxseg.convert`')
+  if os.path.isdir(path):
+    if not os.path.isfile(os.path.join(path, CONVERTED_FILE)):
+      _fail('init_from', path, f'is a directory without {CONVERTED_FILE}; expected {what}')
+  elif not os.path.isfile(path):
+    _fail('init_from', path, f'no such file or directory; expected {what}')
+
+
 def validate(config):
   """Raises ConfigError naming the first bad field; returns the config unchanged."""
   _check_common(config)
   _check_dataset(config)
   _check_model(config)
   _check_optimizer(config)
+  _check_init(config)
   return config

@@ -100,8 +100,8 @@ def _class_count_only(key: str, got: tuple, want: tuple, classifiers: Sequence[s
 def load_into(variables: Mapping[str, Any], source: Source, layout: Optional[str] = None,
               prefix: Optional[str] = None, allow_missing: Sequence[str] = (),
               ignore: Sequence[str] = (), classifiers: Sequence[str] = CLASSIFIERS,
-              include_fc: bool = False, use_torch: Optional[bool] = None
-              ) -> Tuple[dict, LoadReport]:
+              include_fc: bool = False, use_torch: Optional[bool] = None,
+              name: Optional[str] = None) -> Tuple[dict, LoadReport]:
   """Merge converted weights into freshly initialised ``variables``; returns (variables, report).
 
   Arrays whose shape differs only in the class count (last axis of a ``classifiers`` module, e.g. a
@@ -109,6 +109,7 @@ def load_into(variables: Mapping[str, Any], source: Source, layout: Optional[str
   missing from the file (unless under an ``allow_missing`` module path such as ``'aspp_aux'``),
   arrays of any other wrong shape, and file arrays the model lacks (unless under ``ignore``) raise
   one ValueError listing them all. Loaded arrays take the dtype of the initialised ones.
+  ``name`` names the source in that error (default: the path, or 'state_dict' for a mapping).
   """
   flat_file, dropped = _load_flat(source, layout, prefix, include_fc, use_torch)
   variables = flax.core.unfreeze(variables)
@@ -133,7 +134,8 @@ def load_into(variables: Mapping[str, Any], source: Source, layout: Optional[str
     if key not in flat_model:
       (report.ignored if _under(key, ignore) else unexpected).append(key)
   if missing or wrong or unexpected:
-    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else 'state_dict'
+    if name is None:
+      name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else 'state_dict'
     parts = [f'cannot load {name} (layout {layout}) into the model:']
     if missing:
       parts.append(f'missing from the file ({len(missing)}): {missing}')

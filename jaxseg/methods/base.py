@@ -6,11 +6,43 @@ steps reduce across that axis with psum/pmean and run under `jax.pmap`; built wi
 they run under `jax.jit` over a device mesh, where XLA inserts the collectives.
 """
 import abc
-from typing import Any, Callable, Sequence
+import os
+from typing import Any, Callable, Mapping, Sequence
 
+import flax
+import jax
 import numpy as np
+from absl import logging
 
 from jaxseg.train.state import TrainState
+
+_COLLECTIONS = ('params', 'batch_stats')
+
+
+def _strip_collection(key: str) -> str:
+  head, _, rest = key.partition('/')
+  return rest if head in _COLLECTIONS and rest else key
+
+
+def _put_like(old, value):
+  """``value`` with ``old``'s dtype, and ``old``'s sharding when ``old`` is a jax.Array."""
+  value = np.asarray(value, dtype=old.dtype)
+  if isinstance(old, jax.Array):
+    return jax.make_array_from_callback(old.shape, old.sharding, lambda index: value[index])
+  return value
+
+
+def _replace_loaded(old_tree, new_tree, collection: str, loaded: set):
+  """``old_tree`` (same treedef, leaf types and shardings) with the ``loaded`` leaves replaced."""
+  flat_new = flax.traverse_util.flatten_dict(flax.core.unfreeze(new_tree), sep='/')
+
+  def leaf(path, old):
+    key = '/'.join(str(getattr(p, 'key', p)) for p in path)
+    if f'{collection}/{key}' not in loaded:
+      return old
+    return _put_like(old, flat_new[key])
+
+  return jax.tree_util.tree_map_with_path(leaf, old_tree)
 
 
 class Method(abc.ABC):
@@ -23,6 +55,7 @@ class Method(abc.ABC):
     self.config = config
     self.meta = meta
     self.axis_name = axis_name
+    self.pretrained_report = None  # the LoadReport of the last load_pretrained
 
   @abc.abstractmethod
   def init_state(self, rng, batch: dict) -> TrainState:
@@ -47,6 +80,74 @@ class Method(abc.ABC):
   @abc.abstractmethod
   def render(self, example: dict, prediction: dict, raw_image: np.ndarray) -> np.ndarray:
     """One side-by-side uint8 panel (input, targets, predictions) for an example."""
+
+  # -- pretrained weights ---------------------------------------------------------------
+  def pretrained_prefix(self, state: TrainState) -> str:
+    """Flax module path in ``state.params`` the pretrained network goes under ('' = the root).
+
+    ``'base'`` for the multi-scale-input wrapper (``config.model.msc``: ``MultiScaleInput``
+    keeps the shared network under ``base/``), also detected as a params tree whose only
+    top-level entry is ``base``. Multi-network methods override this (e.g. ``'generator'``).
+    """
+    model = self.config.get('model', None)
+    params = state.params
+    if (model is not None and model.get('msc', False)) or (
+        isinstance(params, Mapping) and set(params) == {'base'}):
+      return 'base'
+    return ''
+
+  def load_pretrained(self, state: TrainState, path) -> TrainState:
+    """``state`` with ``params``/``batch_stats`` replaced by the weights in ``path``.
+
+    ``path``: a torch ``.pth`` (read with ``config.init_layout``), a ``python -m jaxseg.convert``
+    OUTDIR or its ``weights.npz``, or a ``.npz``/``.safetensors`` state dict. The weights go under
+    ``pretrained_prefix(state)``. Arrays whose class count differs (e.g. a 21-class ASPP into a
+    7-class model) keep their initialisation and are reported (console and absl log); for a
+    backbone-only layout (``torchvision_resnet``) the heads keep their initialisation too. Any
+    other missing, wrong-shape or unexpected key raises a ValueError listing them.
+
+    The result has the same pytree structure, dtypes and shardings as ``state``; ``step``,
+    ``rng`` and ``opt_state`` are kept (called before the first step, when optimizer buffers
+    are zeros that do not depend on the parameter values). The report is kept in
+    ``self.pretrained_report``.
+    """
+    from jaxseg import convert  # pylint: disable=g-import-not-at-top
+    from jaxseg.convert.layouts import join  # pylint: disable=g-import-not-at-top
+    from jaxseg.convert.load import is_flax_flat  # pylint: disable=g-import-not-at-top
+    name = os.fspath(path)
+    layout = self.config.get('init_layout', None) or None
+    source = convert.read_weights(name)  # read once: the prefix depends on its keys
+    effective = 'plain' if is_flax_flat(source) else layout
+    root = self.pretrained_prefix(state)
+    if root and effective == 'plain' and all(
+        _strip_collection(k).startswith(root + '/') for k in source):
+      root = ''  # saved from a model that already had the wrapper
+    default = convert.LAYOUTS[effective].default_prefix if effective in convert.LAYOUTS else ''
+    allow_missing = []
+    if layout in convert.LAYOUTS and layout != 'plain' and not convert.LAYOUTS[layout].heads:
+      # Backbone-only weights (ImageNet ResNets): every module besides the backbone keeps its init.
+      spec_root = convert.LAYOUTS[layout].default_prefix
+      modules = state.params.get(root, {}) if root else state.params
+      allow_missing = [join(root, m) for m in modules if m != spec_root]
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    try:
+      new, report = convert.load_into(variables, source, layout, prefix=join(root, default),
+                                      allow_missing=allow_missing, name=name)
+    except ValueError as e:
+      raise ValueError(f'{e}\n(config.init_from={name!r}, config.init_layout={layout!r}; '
+                       f'layouts: {sorted(convert.LAYOUTS)})') from e
+    loaded = set(report.loaded)
+    self.pretrained_report = report
+    where = f', under {root}/' if root else ''
+    text = f'init_from {name} (layout {layout}{where}): {report}'
+    # One absl record (a warning when arrays were skipped) and the same text on the console.
+    logging.log(logging.WARNING if report.skipped_num_classes else logging.INFO, '%s', text)
+    if jax.process_index() == 0:
+      print(text, flush=True)
+    return state.replace(
+        params=_replace_loaded(state.params, new['params'], 'params', loaded),
+        batch_stats=_replace_loaded(state.batch_stats, new.get('batch_stats', {}),
+                                    'batch_stats', loaded))
 
   def train_transform(self) -> Callable:
     from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
