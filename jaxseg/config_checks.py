@@ -106,11 +106,15 @@ def _check_optimizer(config):
     _fail('optimizer.learning_rate', o.learning_rate, 'must be > 0')
   if o.get('weight_decay', 0.0) < 0:
     _fail('optimizer.weight_decay', o.weight_decay, 'must be >= 0')
-  for i, group in enumerate(o.get('param_groups', ()) or ()):
+  groups = o.get('param_groups', ()) or ()
+  items = groups.items() if hasattr(groups, 'items') else enumerate(groups)
+  for key, group in items:
+    field = f'optimizer.param_groups.{key}' if hasattr(groups, 'items') else (
+        f'optimizer.param_groups[{key}]')
     try:
       re.compile(group['pattern'])
     except (re.error, KeyError, TypeError) as e:
-      _fail(f'optimizer.param_groups[{i}].pattern', group.get('pattern'), f'bad regex: {e}')
+      _fail(f'{field}.pattern', group.get('pattern'), f'bad regex: {e}')
 
 
 def _check_init(config):

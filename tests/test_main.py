@@ -1,8 +1,11 @@
 """`python -m jaxseg.main` end to end at toy size: train, eval, predict; a bad field's error."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 
@@ -13,25 +16,38 @@ def run_main(*args, timeout=600):
                         capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def test_smoke_train_eval_predict(tmp_path):
+def test_smoke_train_kill9_resume_eval_predict(tmp_path):
   workdir = str(tmp_path / 'run')
   common = ['--config=configs/deeplabv2.py:smoke', f'--workdir={workdir}',
-            '--config.num_train_steps=6', '--config.eval_every_steps=3',
-            '--config.checkpoint_every_steps=3', '--config.log_every_steps=3']
+            '--config.num_train_steps=60', '--config.eval_every_steps=30',
+            '--config.checkpoint_every_steps=10', '--config.log_every_steps=10']
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
+  proc = subprocess.Popen([sys.executable, '-m', 'jaxseg.main', *common], cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpt = os.path.join(workdir, 'checkpoints', '10')
+  deadline = time.time() + 600
+  while not os.path.isdir(ckpt) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.2)
+  time.sleep(0.5)
+  killed = proc.poll() is None
+  if killed:
+    os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
+  proc.wait()
+
   train = run_main(*common)
   assert train.returncode == 0, train.stderr[-3000:]
+  resumed_from = int(re.search(r'steps (\d+)\.\.60', train.stdout).group(1))
+  assert resumed_from >= 10 if killed else resumed_from == 60
   assert 'steps/s' in train.stdout and 'ETA' in train.stdout and 'mIoU' in train.stdout
   records = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert {r['split'] for r in records} == {'train', 'val'}
-  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints')))[-1] == '6'
-
-  again = run_main(*common)  # already complete: resumes at 6 and only re-evaluates
-  assert again.returncode == 0, again.stderr[-3000:]
-  assert 'steps 6..6' in again.stdout
+  assert max(r['step'] for r in records) == 60
+  assert '60' in os.listdir(os.path.join(workdir, 'checkpoints'))
+  assert 'mIoU' in open(os.path.join(workdir, 'eval', 'latest.txt')).read()
 
   ev = run_main(*common, '--mode=eval')
   assert ev.returncode == 0, ev.stderr[-3000:]
-  assert 'eval at step 6' in ev.stdout and 'floor' in ev.stdout
+  assert 'eval at step 60' in ev.stdout and 'floor' in ev.stdout
 
   pr = run_main(*common, '--mode=predict')
   assert pr.returncode == 0, pr.stderr[-3000:]

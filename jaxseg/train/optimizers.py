@@ -131,7 +131,14 @@ def param_path(path: Sequence[Any]) -> str:
   return '/'.join(parts)
 
 
-def _check_groups(groups: Optional[Sequence[Mapping]]) -> List[Mapping]:
+def _check_groups(groups) -> List[Mapping]:
+  """Groups as an ordered list of mappings with `name`, or a mapping name -> group.
+
+  The mapping form (e.g. a ConfigDict) lets command lines override one field:
+  `--config.optimizer.param_groups.head_weight.lr_mult=1`.
+  """
+  if isinstance(groups, Mapping) or hasattr(groups, 'items') and not isinstance(groups, (list, tuple)):
+    groups = [dict(g, name=n) for n, g in groups.items()]
   groups = list(groups or ())
   names = [_get(g, 'name') for g in groups]
   for g, n in zip(groups, names):

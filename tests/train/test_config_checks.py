@@ -37,8 +37,8 @@ def test_bad_field_is_named(path, value, match):
 
 def test_bad_param_group_regex_is_named():
   c = smoke()
-  c.optimizer.param_groups = [dict(name='x', pattern='(', lr_mult=1.0)]
-  with pytest.raises(config_checks.ConfigError, match=r'param_groups\[0\]'):
+  c.optimizer.param_groups.head_bias.pattern = '('
+  with pytest.raises(config_checks.ConfigError, match=r'param_groups\.head_bias\.pattern'):
     config_checks.validate(c)
 
 
@@ -57,7 +57,7 @@ def test_voc_recipe_values():
   c = load_config('configs/deeplabv2.py:voc')
   assert (c.batch_size, c.num_train_steps, tuple(c.dataset.augment.crop_size)) == (10, 20000, (321, 321))
   assert c.optimizer.learning_rate == 2.5e-4 and c.model.bn_mode == 'frozen'
-  groups = {g['name']: g for g in c.optimizer.param_groups}
+  groups = c.optimizer.param_groups
   assert groups['head_weight']['lr_mult'] == 10 and groups['head_bias']['lr_mult'] == 20
   assert groups['head_bias']['weight_decay'] == 0 and groups['batchnorm']['frozen']
 
