@@ -135,6 +135,69 @@ def _check_init(config):
     _fail('init_from', path, f'no such file or directory; expected {what}')
 
 
+def _check_positive(config, path: str, allow_zero: bool = False):
+  node = config
+  for part in path.split('.'):
+    node = node[part]
+  if isinstance(node, bool) or not isinstance(node, (int, float)) or (
+      node < 0 if allow_zero else node <= 0):
+    _fail(path, node, 'must be a number >= 0' if allow_zero else 'must be a number > 0')
+  return node
+
+
+def _check_padnet(config):
+  """PAD-Net model, loss and evaluation fields (configs/padnet.py)."""
+  from jaxseg.heads.padnet_distillation import (  # pylint: disable=g-import-not-at-top
+      DISTILLATION_MODES, GATE_SOURCES)
+  from jaxseg.losses.depth import RESIZE_MODES  # pylint: disable=g-import-not-at-top
+  from jaxseg.losses.normals import NORMALS_KINDS  # pylint: disable=g-import-not-at-top
+  from jaxseg.models.padnet import (  # pylint: disable=g-import-not-at-top
+      DISTILL_INPUTS, LOSS_TERMS, TASK_MODES)
+  m = config.model
+  _check_choice(config, 'model.name', {'padnet'})
+  _check_choice(config, 'model.tasks', TASK_MODES)
+  _check_choice(config, 'model.distillation', DISTILLATION_MODES)
+  _check_choice(config, 'model.gate_source', GATE_SOURCES)
+  _check_choice(config, 'model.distill_input', DISTILL_INPUTS)
+  _check_choice(config, 'model.head_bn_mode', {'frozen', 'frozen_affine', 'train'})
+  _check_choice(config, 'model.param_init', {'fast', 'flax'})
+  for field, minimum in (('features', 4), ('width', 1), ('aggregate_features', 1),
+                         ('deconv_kernel', 2)):
+    _check_int(config, f'model.{field}', minimum)
+  if m.features % 4:
+    _fail('model.features', m.features, 'must be divisible by 4 (branches N/2, decoders N/4)')
+  if not set(m.aggregate_layers) <= {'layer1', 'layer2', 'layer3'}:
+    _fail('model.aggregate_layers', tuple(m.aggregate_layers),
+          "must be a subset of ('layer1', 'layer2', 'layer3')")
+  weights = config.loss.weights
+  for term in weights:
+    if term not in LOSS_TERMS:
+      _fail(f'loss.weights.{term}', weights[term], f'unknown term; terms are {LOSS_TERMS}')
+    _check_positive(config, f'loss.weights.{term}', allow_zero=True)
+  finals = {'multitask': ('depth', 'parsing'), 'depth_parsing': ('depth', 'parsing'),
+            'depth': ('depth',), 'parsing': ('parsing',)}[m.tasks]
+  for term in finals:
+    if not weights.get(term, 0.0) > 0:
+      _fail(f'loss.weights.{term}', weights.get(term, 0.0),
+            f'must be > 0: config.model.tasks={m.tasks!r} trains that final task')
+  _check_choice(config, 'loss.depth_kind', {'l1', 'l2'})
+  _check_choice(config, 'loss.normals_kind', NORMALS_KINDS)
+  _check_choice(config, 'loss.resize', RESIZE_MODES)
+  beta = _check_positive(config, 'loss.contour_pos_weight', allow_zero=True)
+  if beta >= 1:
+    _fail('loss.contour_pos_weight', beta, 'must be in [0, 1) (0 = class balance per batch)')
+  ev = config.evaluation
+  _check_positive(config, 'evaluation.min_depth')
+  _check_positive(config, 'evaluation.max_depth', allow_zero=True)
+  if ev.max_depth and ev.max_depth <= ev.min_depth:
+    _fail('evaluation.max_depth', ev.max_depth,
+          f'must be 0 (no bound) or > config.evaluation.min_depth={ev.min_depth}')
+  _check_choice(config, 'evaluation.gt_range', {'mask', 'clip'})
+  _check_choice(config, 'evaluation.depth_resize', {'bilinear', 'nearest'})
+  _check_int(config, 'evaluation.contour_thresholds', 1)
+  _check_int(config, 'evaluation.contour_tolerance', 0)
+
+
 def validate(config):
   """Raises ConfigError naming the first bad field; returns the config unchanged."""
   _check_common(config)
@@ -142,4 +205,6 @@ def validate(config):
   _check_model(config)
   _check_optimizer(config)
   _check_init(config)
+  if config.method == 'padnet':
+    _check_padnet(config)
   return config

@@ -3,6 +3,7 @@ import importlib
 
 METHODS = {
     'segmentation': 'jaxseg.methods.segmentation:SegmentationMethod',
+    'padnet': 'jaxseg.methods.padnet:PadNetMethod',
 }
 
 

@@ -1,0 +1,273 @@
+"""PAD-Net tenant: multi-task depth + scene parsing with multi-modal distillation (issue 3).
+
+Model `jaxseg.models.padnet.PADNet` built from `config.model`; loss `padnet_loss` (L1..L6) with
+`config.loss` weights and kinds, a global mean over the valid pixels of the global batch.
+Evaluation (all NHWC / NHW, sums over the whole split, `batch['mask']` honoured):
+  parsing   confusion matrix of the final logits upsampled (bilinear) to the label size;
+  depth     `depth_metric_sums` of the final depth (config.evaluation: range, Eigen crop);
+  normals   `normals_metric_sums` of the intermediate normals (upsampled), multi-task only;
+  contours  `contour_metric_sums` of the intermediate contour logits (upsampled), multi-task only.
+Single-task variants ('depth', 'parsing') evaluate only their task.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxseg import viz
+from jaxseg.methods.base import Method
+from jaxseg.metrics import contours as contour_metrics
+from jaxseg.metrics import depth as depth_metrics
+from jaxseg.metrics import normals as normal_metrics
+from jaxseg.metrics import segmentation as seg_metrics
+from jaxseg.models.padnet import PADNet, padnet_loss
+from jaxseg.models.registry import compute_dtype
+from jaxseg.nn import resize_bilinear
+from jaxseg.train import optimizers
+from jaxseg.train.state import TrainState
+
+DEPTH_KEYS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
+
+
+def build_model(model_cfg, num_classes: int, axis_name=None) -> PADNet:
+  """`config.model` -> PADNet (`depth`/`width` are the ResNet's, as in every jaxseg config)."""
+  m = model_cfg
+  return PADNet(
+      num_classes=num_classes, tasks=m.tasks, distillation=m.distillation,
+      gate_source=m.gate_source, distill_input=m.distill_input, features=m.features,
+      backbone_depth=m.depth, backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
+      output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
+      head_bn_mode=m.head_bn_mode, bn_axis_name=axis_name,
+      aggregate_layers=tuple(m.aggregate_layers), aggregate_features=m.aggregate_features,
+      deconv_kernel=m.deconv_kernel, align_corners=m.align_corners,
+      conv_impl=m.get('conv_impl', 'xla'), dtype=compute_dtype(m))
+
+
+# Flax variance_scaling('normal') draws a [-2, 2] truncated normal divided by its std.
+_TRUNC_STD = 0.87962566103423978
+_CONSTANTS = {'bias': 0.0, 'scale': 1.0, 'mean': 0.0, 'var': 1.0}
+
+
+def fast_init(module, rng, image):
+  """`module.init(rng, image, train=False)`'s variables, drawn in one random op.
+
+  Every PADNet parameter is a conv / deconv `kernel` (kh, kw, C_in, C_out) with He-normal
+  fan-out init (`jaxseg.nn.he_normal_fan_out`: truncated normal, std sqrt(2 / (kh kw C_out))),
+  a zero `bias`, or BatchNorm `scale` 1 / `bias` 0 / `mean` 0 / `var` 1. Drawing all kernels as
+  slices of one truncated-normal vector gives the same distribution as the per-layer
+  initializers, but compiles in seconds instead of minutes on CPU (threefry is unrolled once per
+  parameter). Trees with any other leaf fall back to `module.init`.
+  """
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), image, train=False))
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+  names = [str(getattr(path[-1], 'key', '')) for path, _ in leaves]
+  if any(n not in _CONSTANTS and not (n == 'kernel' and s.ndim >= 2)
+         for n, (_, s) in zip(names, leaves)):
+    return module.init(rng, image, train=False)
+  sizes = [int(np.prod(s.shape)) if n == 'kernel' else 0 for n, (_, s) in zip(names, leaves)]
+  draw = jax.random.truncated_normal(rng, -2.0, 2.0, (max(sum(sizes), 1),), jnp.float32)
+  chunks = jnp.split(draw, np.cumsum(sizes)[:-1])
+  out = []
+  for name, (_, s), chunk in zip(names, leaves, chunks):
+    if name == 'kernel':
+      fan_out = int(np.prod(s.shape[:-2])) * s.shape[-1]
+      std = np.sqrt(2.0 / fan_out) / _TRUNC_STD
+      out.append((chunk * std).reshape(s.shape).astype(s.dtype))
+    else:
+      out.append(jnp.full(s.shape, _CONSTANTS[name], s.dtype))
+  return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def evaluated_tasks(tasks: str) -> tuple:
+  """Tasks whose metrics a model variant produces."""
+  return {'multitask': ('parsing', 'depth', 'normals', 'contours'), 'depth': ('depth',),
+          'parsing': ('parsing',), 'depth_parsing': ('parsing', 'depth')}[tasks]
+
+
+class PadNetMethod(Method):
+  """PAD-Net and its ablations (single-task, direct multi-task, modules A / B / C)."""
+
+  batch_keys = ('image', 'label', 'depth', 'normals', 'contours', 'valid')
+
+  def __init__(self, config, meta, axis_name=None):
+    super().__init__(config, meta, axis_name)
+    self.num_classes = meta['num_classes']
+    self.ignore_label = meta.get('ignore_label', 255)
+    self.model = build_model(config.model, self.num_classes, axis_name)
+    self.align_corners = config.model.align_corners
+    self.tasks = evaluated_tasks(config.model.tasks)
+    self.tx = None
+
+  # -- state ------------------------------------------------------------------------------
+  def init_state(self, rng, batch):
+    init_rng, state_rng = jax.random.split(rng)
+    image = jnp.asarray(batch['image'][:1])
+    if self.config.model.get('param_init', 'fast') == 'fast':
+      variables = fast_init(self.model, init_rng, image)
+    else:
+      variables = self.model.init(init_rng, image, train=False)
+    params = variables['params']
+    self.tx = optimizers.make_optimizer(self.config.optimizer, params,
+                                        self.config.num_train_steps)
+    return TrainState.create(params, variables.get('batch_stats', {}), self.tx, state_rng)
+
+  def _ensure_tx(self, params):
+    if self.tx is None:
+      self.tx = optimizers.make_optimizer(self.config.optimizer, params,
+                                          self.config.num_train_steps)
+    return self.tx
+
+  def _apply(self, state, image):
+    return self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                            image, train=False)
+
+  # -- loss -------------------------------------------------------------------------------
+  def loss(self, outputs, batch):
+    """-> (total, {term: unweighted global mean}); terms whose output is absent are skipped."""
+    lc = self.config.loss
+    pos_weight = float(lc.contour_pos_weight) or None  # 0 = class balance from the batch (HED)
+    return padnet_loss(outputs, batch, dict(lc.weights), self.axis_name,
+                       depth_kind=lc.depth_kind, normals_kind=lc.normals_kind,
+                       contour_pos_weight=pos_weight, resize=lc.resize,
+                       align_corners=self.align_corners, ignore_label=self.ignore_label)
+
+  # -- steps ------------------------------------------------------------------------------
+  def train_step(self, state, batch):
+    tx = self._ensure_tx(state.params)
+
+    def loss_fn(params):
+      outputs, new_vars = self.model.apply(
+          {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
+          mutable=['batch_stats'])
+      total, terms = self.loss(outputs, batch)
+      return total, (terms, new_vars.get('batch_stats', state.batch_stats))
+
+    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    if self.axis_name is not None:
+      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
+      grads = jax.lax.psum(grads, self.axis_name)
+      total, terms = jax.lax.psum((total, terms), self.axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    metrics = {'loss': total, **{f'loss_{k}': v for k, v in terms.items()},
+               'grad_norm': optax.tree.norm(grads)}
+    return new_state, metrics
+
+  def eval_step(self, state, batch):
+    """-> {'confusion' (K, K), 'depth', 'normals', 'contours'} sums for the evaluated tasks."""
+    out = self._apply(state, batch['image'])
+    ev = self.config.evaluation
+    mask, valid = batch['mask'], batch.get('valid')
+    sums = {}
+    if 'parsing' in self.tasks:
+      size = batch['label'].shape[1:3]
+      logits = resize_bilinear(out['logits'].astype(jnp.float32), size, self.align_corners)
+      sums['confusion'] = seg_metrics.confusion_matrix(
+          jnp.argmax(logits, axis=-1), batch['label'], self.num_classes, self.ignore_label,
+          mask=mask)
+    if 'depth' in self.tasks:
+      sums['depth'] = depth_metrics.depth_metric_sums(
+          out['depth'].astype(jnp.float32), batch['depth'], valid, mask,
+          min_depth=ev.min_depth, max_depth=ev.max_depth or None, gt_range=ev.gt_range,
+          eigen_crop=ev.eigen_crop, resize=ev.depth_resize, align_corners=self.align_corners)
+    if 'normals' in self.tasks:
+      sums['normals'] = normal_metrics.normals_metric_sums(
+          out['intermediate']['normals'].astype(jnp.float32), batch['normals'], valid, mask,
+          align_corners=self.align_corners)
+    if 'contours' in self.tasks:
+      sums['contours'] = contour_metrics.contour_metric_sums(
+          out['intermediate']['contours'].astype(jnp.float32), batch['contours'], valid, mask,
+          num_thresholds=ev.contour_thresholds, tolerance=ev.contour_tolerance,
+          align_corners=self.align_corners)
+    if self.axis_name is not None:
+      sums = jax.lax.psum(sums, self.axis_name)
+    return sums
+
+  def summarize(self, sums):
+    """Summed eval pytree -> (scalars, report). Depth/normals/contours keys are prefixed."""
+    scalars, parts = {}, []
+    if 'confusion' in sums:
+      scores = seg_metrics.segmentation_scores(np.asarray(sums['confusion']))
+      scalars.update(miou=scores['miou'], pixel_accuracy=scores['pixel_accuracy'],
+                     mean_accuracy=scores['mean_accuracy'])
+      for name, iou in zip(self.meta['class_names'], scores['iou']):
+        scalars[f'iou/{name}'] = iou
+      parts.append(seg_metrics.format_iou_table(scores, self.meta['class_names']))
+    if 'depth' in sums:
+      pixel = depth_metrics.summarize_depth(sums['depth'])
+      image = depth_metrics.summarize_depth(sums['depth'], per_image=True)
+      scalars.update({f'depth/{k}': pixel[k] for k in DEPTH_KEYS + ('mae',)})
+      parts.append(format_depth_table(pixel, image))
+    if 'normals' in sums:
+      normals = normal_metrics.summarize_normals(sums['normals'])
+      scalars.update({f'normals/{k}': v for k, v in normals.items() if k != 'count'})
+      parts.append(format_table('normals (intermediate), degrees / % within',
+                                {k: v for k, v in normals.items() if k != 'count'}))
+    if 'contours' in sums:
+      contours = contour_metrics.summarize_contours(sums['contours'])
+      scalars.update({f'contours/{k}': v for k, v in contours.items()})
+      parts.append(format_table('contours (intermediate)', contours))
+    return scalars, '\n'.join(parts)
+
+  def predict_step(self, state, batch):
+    """-> 'label' (B, H, W), 'depth' (B, H, W), 'normals' (B, H, W, 3) unit, 'contours'
+    (B, H, W) probabilities, at input resolution; only the variant's tasks."""
+    out = self._apply(state, batch['image'])
+    size = batch['image'].shape[1:3]
+    up = lambda x: resize_bilinear(x.astype(jnp.float32), size, self.align_corners)
+    pred = {}
+    if 'parsing' in self.tasks:
+      pred['label'] = jnp.argmax(up(out['logits']), axis=-1)
+    if 'depth' in self.tasks:
+      pred['depth'] = up(out['depth'][..., None])[..., 0]
+    if 'normals' in self.tasks:
+      n = up(out['intermediate']['normals'])
+      pred['normals'] = n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    if 'contours' in self.tasks:
+      pred['contours'] = jax.nn.sigmoid(up(out['intermediate']['contours'][..., None]))[..., 0]
+    return pred
+
+  def render(self, example, prediction, raw_image):
+    """Input, then ground truth / prediction pairs for depth, parsing, normals, contours."""
+    panels, titles = [np.asarray(raw_image)], ['image']
+    if 'depth' in prediction:
+      gt = np.asarray(example['depth'], np.float64)
+      ok = np.isfinite(gt) & (gt > 0)
+      lo, hi = (float(gt[ok].min()), float(gt[ok].max())) if ok.any() else (None, None)
+      pred = np.maximum(np.asarray(prediction['depth'], np.float64), 1e-3)
+      panels += [viz.colorize_depth(gt, lo, hi), viz.colorize_depth(pred, lo, hi)]
+      titles += ['depth gt', 'depth']
+    if 'label' in prediction:
+      palette = np.asarray(self.meta['palette'], np.uint8)
+      panels += [viz.colorize_labels(example['label'], palette, self.ignore_label),
+                 viz.colorize_labels(prediction['label'], palette, self.ignore_label)]
+      titles += ['parsing gt', 'parsing']
+    if 'normals' in prediction:
+      panels += [viz.colorize_normals(example['normals']),
+                 viz.colorize_normals(prediction['normals'])]
+      titles += ['normals gt', 'normals']
+    if 'contours' in prediction:
+      prob = np.clip(np.asarray(prediction['contours'], np.float64), 0.0, 1.0)
+      panels += [viz.colorize_contours(example['contours']),
+                 np.round(prob * 255).astype(np.uint8)]
+      titles += ['contours gt', 'contours']
+    return viz.side_by_side(panels, titles=titles)
+
+
+def format_table(title: str, values: dict) -> str:
+  """'title' then one 'name  value' line per entry."""
+  width = max(len(k) for k in values)
+  return '\n'.join([title, '-' * max(width + 12, len(title))] +
+                   [f'{k:<{width}}{float(v):12.4f}' for k, v in values.items()]) + '\n'
+
+
+def format_depth_table(pixel: dict, image: dict) -> str:
+  """Depth metrics, pixel-wise over the set (the scalars) and per-image means side by side."""
+  lines = [f'{"depth":<10}{"pixel-wise":>12}{"per-image":>12}', '-' * 34]
+  for k in DEPTH_KEYS + ('mae',):
+    lines.append(f'{k:<10}{pixel[k]:12.4f}{image[k]:12.4f}')
+  lines.append(f'{"count":<10}{int(pixel["count"]):>9d} px{int(image["count"]):>9d} im')
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,1 @@
+"""Command-line helpers that drive `python -m jaxseg.main` (ablations, sweeps)."""
