@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -57,9 +58,30 @@ class Method(abc.ABC):
     self.axis_name = axis_name
     self.pretrained_report = None  # the LoadReport of the last load_pretrained
 
-  @abc.abstractmethod
+  #: Single-network methods set `self.model` (a Flax module) and `self.tx = None` in __init__;
+  #: multi-network methods override `init_state` and the steps.
+  model = None
+  tx = None
+
   def init_state(self, rng, batch: dict) -> TrainState:
     """Initial state from a key and an example (host-local) batch; jit-able."""
+    init_rng, state_rng = jax.random.split(rng)
+    variables = self.init_variables(init_rng, jnp.asarray(batch['image'][:1]))
+    params = variables['params']
+    return TrainState.create(params, variables.get('batch_stats', {}), self._ensure_tx(params),
+                             state_rng)
+
+  def init_variables(self, rng, image):
+    """Flax variables of `self.model` for a (1, H, W, 3) image."""
+    return self.model.init(rng, image, train=False)
+
+  def _ensure_tx(self, params):
+    """The optax transformation for `params` (built once; steps may run before init_state)."""
+    if self.tx is None:
+      from jaxseg.train import optimizers  # pylint: disable=g-import-not-at-top
+      self.tx = optimizers.make_optimizer(self.config.optimizer, params,
+                                          self.config.num_train_steps)
+    return self.tx
 
   @abc.abstractmethod
   def train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:

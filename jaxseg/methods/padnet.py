@@ -23,8 +23,6 @@ from jaxseg.metrics import segmentation as seg_metrics
 from jaxseg.models.padnet import PADNet, padnet_loss
 from jaxseg.models.registry import compute_dtype
 from jaxseg.nn import resize_bilinear
-from jaxseg.train import optimizers
-from jaxseg.train.state import TrainState
 
 DEPTH_KEYS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
 
@@ -99,23 +97,10 @@ class PadNetMethod(Method):
     self.tx = None
 
   # -- state ------------------------------------------------------------------------------
-  def init_state(self, rng, batch):
-    init_rng, state_rng = jax.random.split(rng)
-    image = jnp.asarray(batch['image'][:1])
+  def init_variables(self, rng, image):
     if self.config.model.get('param_init', 'fast') == 'fast':
-      variables = fast_init(self.model, init_rng, image)
-    else:
-      variables = self.model.init(init_rng, image, train=False)
-    params = variables['params']
-    self.tx = optimizers.make_optimizer(self.config.optimizer, params,
-                                        self.config.num_train_steps)
-    return TrainState.create(params, variables.get('batch_stats', {}), self.tx, state_rng)
-
-  def _ensure_tx(self, params):
-    if self.tx is None:
-      self.tx = optimizers.make_optimizer(self.config.optimizer, params,
-                                          self.config.num_train_steps)
-    return self.tx
+      return fast_init(self.model, rng, image)
+    return self.model.init(rng, image, train=False)
 
   def _apply(self, state, image):
     return self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},

@@ -17,8 +17,6 @@ from jaxseg.methods.base import Method
 from jaxseg.metrics import segmentation as seg_metrics
 from jaxseg.models.registry import build_segmentation_model
 from jaxseg.nn import resize_bilinear
-from jaxseg.train import optimizers
-from jaxseg.train.state import TrainState
 
 
 class SegmentationMethod(Method):
@@ -35,19 +33,6 @@ class SegmentationMethod(Method):
     self.tx = None
 
   # -- state ------------------------------------------------------------------------------
-  def init_state(self, rng, batch):
-    init_rng, state_rng = jax.random.split(rng)
-    variables = self.model.init(init_rng, jnp.asarray(batch['image'][:1]), train=False)
-    params = variables['params']
-    self.tx = optimizers.make_optimizer(self.config.optimizer, params,
-                                        self.config.num_train_steps)
-    return TrainState.create(params, variables.get('batch_stats', {}), self.tx, state_rng)
-
-  def _ensure_tx(self, params):
-    if self.tx is None:
-      self.tx = optimizers.make_optimizer(self.config.optimizer, params,
-                                          self.config.num_train_steps)
-    return self.tx
 
   # -- losses -----------------------------------------------------------------------------
   def _ce(self, logits, labels):
