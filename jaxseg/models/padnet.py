@@ -36,7 +36,8 @@ from jaxseg.losses.depth import match_resolution, depth_loss_sum
 from jaxseg.losses.normals import normals_loss_sum
 from jaxseg.losses.reduce import global_mean
 from jaxseg.losses.segmentation import cross_entropy_sum
-from jaxseg.nn import BatchNorm, Conv2D, he_normal_fan_out, resize_bilinear
+from jaxseg.nn import BatchNorm, Conv2D, resize_bilinear
+from jaxseg.nn.deconv import ConvTranspose2x
 
 Array = jnp.ndarray
 INTERMEDIATE_TASKS = ('depth', 'normals', 'parsing', 'contours')  # "low level to high level"
@@ -67,19 +68,20 @@ class DeconvBNReLU(nn.Module):
 
   Kernel 4 with 'SAME' padding has the geometry of PyTorch ConvTranspose2d(k=4, s=2, p=1); the
   Flax kernel is PyTorch's spatially flipped (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]).
-  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init.
+  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init. Computed as four sub-pixel
+  convolutions (`jaxseg.nn.deconv`, equal to `nn.ConvTranspose`), through `conv_impl`.
   """
   features: int
   kernel_size: int = 4
   bn_mode: str = 'train'
   bn_axis_name: Optional[str] = None
   dtype: Any = None
+  conv_impl: str = 'xla'
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    k = self.kernel_size
-    x = nn.ConvTranspose(self.features, (k, k), strides=(2, 2), padding='SAME', use_bias=False,
-                         kernel_init=he_normal_fan_out(), dtype=self.dtype, name='deconv')(x)
+    x = ConvTranspose2x(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
+                        name='deconv')(x)
     return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
                              name='bn')(x, train))
 
@@ -98,7 +100,7 @@ class TaskDecoder(nn.Module):
   def __call__(self, x: Array, train: bool) -> Array:
     for i, f in enumerate(self.features, start=1):
       x = DeconvBNReLU(f, self.kernel_size, self.bn_mode, self.bn_axis_name, self.dtype,
-                       name=f'deconv{i}')(x, train)
+                       self.conv_impl, name=f'deconv{i}')(x, train)
     return Conv2D(self.out_channels, 1, use_bias=True, impl=self.conv_impl, dtype=self.dtype,
                   name='pred')(x)
 
@@ -185,7 +187,7 @@ class PADNet(nn.Module):
 
   def _deconv(self, features: int, name: str) -> DeconvBNReLU:
     return DeconvBNReLU(features, self.deconv_kernel, self.head_bn_mode, self.bn_axis_name,
-                        self.dtype, name=name)
+                        self.dtype, self.conv_impl, name=name)
 
   def _decode(self, task: str, x: Array, out_channels: int, size: Tuple[int, int],
               train: bool) -> Array:
