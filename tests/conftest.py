@@ -1,8 +1,17 @@
-"""Shared test setup: CPU only, small thread pools, the optional real-data folder."""
+"""Shared test setup: CPU only, a shared compilation cache, the optional real-data folder."""
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for the session, its xdist workers and the `jaxseg.main`
+# subprocesses the tests start (they inherit the environment): a resumed run, an eval or a
+# predict after a train then loads the executables instead of compiling them again. Keyed by
+# the HLO, compile options and jax version, so it never serves a stale executable.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(tempfile.gettempdir(), f'jaxseg-tests-jax-cache-{os.getuid()}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '-1')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
