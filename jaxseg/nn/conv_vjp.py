@@ -10,6 +10,15 @@ and computes the weight gradient as float32-accumulated GEMMs contracting M = N*
 - KxK kernels: 'im2col' (the K*K shifted windows concatenated along channels into one
   (M, K*K*Cin) patch matrix, one matmul) or 'per_tap' (K*K matmuls, no patch buffer).
   `python -m jaxseg.bench_conv` compares them with XLA.
+- Stride-1 KxK kernels: 'gshift' (the default there): one matmul of the input (M_in, Cin) with
+  the K*K shifted copies of the output gradient (M_in, K*K*Cout); only the gradient is sliced.
+- Narrow KxK kernels (stride 1, K*K*Cout <= Cin / NARROW_MIN_RATIO, e.g. DeepLab's ASPP: 3x3,
+  2048 -> 21 classes, dilation up to 24): 'narrow' computes the whole convolution as ONE matmul
+  x (M, Cin) @ kernel (Cin, K*K*Cout) followed by shifting and summing the K*K thin (M, Cout)
+  tap outputs (zero fill at the borders; taps that fall wholly outside are skipped). Its
+  autodiff is again one matmul each for dx and dkernel, and neither XLA's slow narrow-output
+  convolution nor a padded copy and K*K windows of the wide input are needed (issue 6 profile:
+  the ASPP was 13% of the DeepLab v2 ResNet-101 train step for 1.2% of its FLOPs).
 
 Layouts: x (N, H, W, Cin), kernel (KH, KW, Cin, Cout), output (N, Ho, Wo, Cout).
 """
@@ -27,7 +36,11 @@ _DN = ('NHWC', 'HWIO', 'NHWC')
 # large feature maps: no K*K-times patch buffer). Measured on a shared 2-core x86 (bench_conv).
 PER_TAP_MIN_CIN = 16
 IM2COL_MAX_ROWS = 1024
-_WGRAD = ('auto', 'im2col', 'per_tap')
+# wgrad='auto' for stride-1 KxK kernels: 'narrow' when Cin >= NARROW_MIN_RATIO * K*K*Cout, else
+# 'gshift' (AUTO_GSHIFT; False: im2col / per_tap as for strided kernels).
+NARROW_MIN_RATIO = 2
+AUTO_GSHIFT = True
+_WGRAD = ('auto', 'im2col', 'per_tap', 'narrow', 'gshift')
 
 
 def _pair(v) -> tuple[int, int]:
@@ -93,24 +106,96 @@ def _forward(x, kernel, strides, padding, dilation):
                                   dimension_numbers=_DN)
 
 
-def auto_strategy(kernel_shape, out_shape) -> str:
-  """The weight-gradient strategy wgrad='auto' picks for HWIO kernel_shape, NHWC out_shape."""
+def _is_narrow(kernel_shape, strides) -> bool:
+  kh, kw, cin, cout = kernel_shape
+  return ((kh, kw) != (1, 1) and tuple(strides) == (1, 1)
+          and cin >= NARROW_MIN_RATIO * kh * kw * cout)
+
+
+def auto_strategy(kernel_shape, out_shape, strides=None) -> str:
+  """The strategy wgrad='auto' picks for an HWIO kernel_shape and NHWC out_shape: 'matmul' (1x1);
+  for strides (1, 1) 'narrow' or 'gshift'; for other (or unspecified) strides 'im2col' or
+  'per_tap' by shape."""
   kh, kw, cin, _ = kernel_shape
   if (kh, kw) == (1, 1):
     return 'matmul'
+  if strides is not None and tuple(strides) == (1, 1):
+    if _is_narrow(kernel_shape, strides):
+      return 'narrow'
+    if AUTO_GSHIFT:
+      return 'gshift'
   m = out_shape[0] * out_shape[1] * out_shape[2]
   return 'im2col' if cin >= PER_TAP_MIN_CIN and m <= IM2COL_MAX_ROWS else 'per_tap'
+
+
+def _narrow(x, kernel, padding, dilation):
+  """Stride-1 convolution as x @ kernel (Cin, K*K*Cout) plus shifted sums of the thin tap
+  outputs; plain JAX (its autodiff is two more matmuls). NHWC x HWIO -> NHWC, common dtype."""
+  dtype = jnp.result_type(x.dtype, kernel.dtype)
+  x, kernel = x.astype(dtype), kernel.astype(dtype)
+  kh, kw, cin, cout = kernel.shape
+  n, h, w, _ = x.shape
+  (pt, pb), (pl, pr) = padding
+  dh, dw = dilation
+  ho, wo = h + pt + pb - dh * (kh - 1), w + pl + pr - dw * (kw - 1)
+  # Tap (i, j) reads x[o + i*dh - pt]: as a pad of its (H, W) output plane, low padding
+  # pt - i*dh (negative = crop). Taps whose plane misses the output entirely are skipped.
+  taps = []
+  for i in range(kh):
+    for j in range(kw):
+      lo_h, lo_w = pt - i * dh, pl - j * dw
+      if lo_h < ho and lo_h + h > 0 and lo_w < wo and lo_w + w > 0:
+        taps.append((i * kw + j, lo_h, lo_w))
+  if not taps:
+    return jnp.zeros((n, ho, wo, cout), dtype)
+  k_all = kernel.reshape(kh * kw, cin, cout)[jnp.asarray([t for t, _, _ in taps])]
+  k_all = k_all.transpose(1, 0, 2).reshape(cin, len(taps) * cout)
+  z = lax.dot_general(x, k_all, (((3,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  z = z.reshape(n, h, w, len(taps), cout)
+  y = None
+  zero = jnp.zeros((), z.dtype)
+  for k, (_, lo_h, lo_w) in enumerate(taps):
+    yt = lax.pad(z[:, :, :, k, :], zero,
+                 ((0, 0, 0), (lo_h, ho - h - lo_h, 0), (lo_w, wo - w - lo_w, 0), (0, 0, 0)))
+    y = yt if y is None else y + yt
+  return y.astype(dtype)
+
+
+def _gshift_weight_grad(x, g, kernel_shape, padding, dilation):
+  """Stride-1 weight gradient as ONE matmul x (M_in, Cin)^T @ G (M_in, K*K*Cout), G being the
+  output gradient shifted once per tap (zero fill) and concatenated along channels. Only `g`
+  is sliced: nothing here depends on `x` alone, so XLA cannot hoist K*K windows of the input
+  into the forward pass and keep them alive until the backward (which the x-window strategies
+  let it do: +0.6 GB at DeepLab v2 ResNet-101 321x321, docs/performance.md)."""
+  kh, kw, cin, cout = kernel_shape
+  n, h, w, _ = x.shape
+  _, ho, wo, _ = g.shape
+  (pt, _), (pl, _) = padding
+  dh, dw = dilation
+  zero = jnp.zeros((), g.dtype)
+  # dk[i, j] = sum_o xpad[o + (i*dh, j*dw)]^T g[o] = sum_q x[q]^T g[q + (pt - i*dh, pl - j*dw)].
+  shifted = []
+  for i in range(kh):
+    for j in range(kw):
+      lo_h, lo_w = i * dh - pt, j * dw - pl
+      shifted.append(lax.pad(g, zero, ((0, 0, 0), (lo_h, h - ho - lo_h, 0),
+                                       (lo_w, w - wo - lo_w, 0), (0, 0, 0))))
+  gs = jnp.concatenate(shifted, axis=-1).reshape(n * h * w, kh * kw * cout)
+  dk = _tn(x.reshape(n * h * w, cin), gs)  # (Cin, KH*KW*Cout)
+  return dk.reshape(cin, kh, kw, cout).transpose(1, 2, 0, 3)
 
 
 def _weight_grad(x, g, kernel_shape, strides, padding, dilation, wgrad):
   """dL/dkernel (KH, KW, Cin, Cout) float32 from x (N, H, W, Cin) and g (N, Ho, Wo, Cout)."""
   kh, kw, cin, cout = kernel_shape
+  if wgrad == 'gshift':
+    return _gshift_weight_grad(x, g, kernel_shape, padding, dilation)
   n, ho, wo, _ = g.shape
   m = n * ho * wo
   xp = _pad(x, padding)
   g2 = g.reshape(m, cout)
   if wgrad == 'auto':
-    wgrad = auto_strategy(kernel_shape, g.shape)
+    wgrad = auto_strategy(kernel_shape, g.shape)  # strided or AUTO_GSHIFT off: x windows
   if (kh, kw) == (1, 1) or wgrad == 'im2col':
     # One GEMM: patches (M, KH*KW*Cin), channel order (i, j, c) matches HWIO's reshape.
     wins = list(_windows(xp, (kh, kw), (ho, wo), strides, dilation))
@@ -169,8 +254,12 @@ def conv2d_matmul_wgrad(x: jax.Array,
     feature_group_count: only 1 uses the matmul path; grouped convolutions fall back to plain
       `lax.conv_general_dilated` and XLA's own gradients.
     wgrad: KxK weight-gradient strategy: 'im2col' (one GEMM over a K*K*Cin patch matrix),
-      'per_tap' (K*K GEMMs) or 'auto' (im2col for Cin >= PER_TAP_MIN_CIN and
-      N*Ho*Wo <= IM2COL_MAX_ROWS, else per_tap). Ignored for 1x1 kernels (one GEMM).
+      'per_tap' (K*K GEMMs), 'narrow' (stride 1 only, else 'auto': the whole convolution as one
+      GEMM to K*K*Cout channels plus shifted sums, see the module docstring), 'gshift' (stride 1
+      only, else 'auto': one GEMM of the input with the K*K-times shifted output gradient) or
+      'auto' (stride 1: narrow for Cin >= NARROW_MIN_RATIO * K*K*Cout, else gshift; strided:
+      im2col for Cin >= PER_TAP_MIN_CIN and N*Ho*Wo <= IM2COL_MAX_ROWS, else per_tap). Ignored
+      for 1x1 kernels (one GEMM).
   """
   if wgrad not in _WGRAD:
     raise ValueError(f'wgrad must be one of {_WGRAD}, got {wgrad!r}')
@@ -183,4 +272,11 @@ def conv2d_matmul_wgrad(x: jax.Array,
   if x.ndim != 4 or kernel.ndim != 4 or x.shape[3] != kernel.shape[2]:
     raise ValueError(f'expected x NHWC and kernel HWIO with matching Cin, got {x.shape}, '
                      f'{kernel.shape}')
+  if kernel.shape[:2] != (1, 1) and strides == (1, 1):
+    if wgrad == 'narrow' or (wgrad == 'auto' and _is_narrow(kernel.shape, strides)):
+      return _narrow(x, kernel, padding, dilation)
+    if wgrad == 'auto' and AUTO_GSHIFT:
+      wgrad = 'gshift'
+  if wgrad in ('narrow', 'gshift') and strides != (1, 1):
+    wgrad = 'auto'  # stride-1 strategies
   return _conv(x, kernel, strides, padding, dilation, wgrad)

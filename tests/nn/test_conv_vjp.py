@@ -44,15 +44,14 @@ def _rel(a, b):
 
 
 def _cases():
-  """1x1: stride x padding x Cin. 3x3: the full product of stride, dilation, padding, Cin and
-  strategy. 7x7 (slow to compile: 49 taps): a covering subset."""
+  """1x1: stride x padding. 3x3: the full product of stride, dilation, padding and strategy
+  (Cin 8 with 'same', 3 with zero padding). 7x7 (slow to compile: 49 taps): a covering subset."""
   for s in (1, 2):
-    for pad in ('same', 'zero'):
-      for cin in (3, 8):
-        yield 1, s, 1, pad, cin, 'auto'
-        for d in (1, 2, 4):
-          for wgrad in ('im2col', 'per_tap'):
-            yield 3, s, d, pad, cin, wgrad
+    for pad, cin in (('same', 8), ('zero', 3)):
+      yield 1, s, 1, pad, cin, 'auto'
+      for d in (1, 2, 4):
+        for wgrad in ('im2col', 'per_tap'):
+          yield 3, s, d, pad, cin, wgrad
   yield from [(7, 2, 1, 'same', 3, 'per_tap'), (7, 2, 1, 'same', 3, 'im2col'),
               (7, 1, 2, 'zero', 8, 'im2col'), (7, 1, 4, 'same', 8, 'per_tap'),
               (7, 2, 4, 'zero', 3, 'im2col'), (7, 1, 1, 'zero', 8, 'per_tap')]
@@ -174,3 +173,65 @@ def test_auto_strategy():
   assert auto_strategy((7, 7, 3, 64), (2, 161, 161, 64)) == 'per_tap'  # RGB stem
   assert auto_strategy((3, 3, 512, 512), (2, 33, 33, 512)) == 'per_tap'  # large map
   assert auto_strategy((3, 3, 512, 512), (2, 17, 17, 512)) == 'im2col'  # short contraction
+
+
+@pytest.mark.parametrize('hw,cin,cout,d,padding', [
+    ((9, 11), 64, 3, (2, 3), ((2, 2), (3, 3))),     # 'same', anisotropic dilation
+    ((13, 13), 100, 5, (24, 24), ((24, 24), (24, 24))),  # ASPP rate 24 on a small map
+    ((10, 7), 48, 2, (1, 2), ((2, 0), (1, 3))),     # asymmetric padding
+    ((9, 9), 60, 1, (1, 1), ((0, 0), (0, 0))),      # 'valid'
+])
+def test_narrow_matches_xla_autodiff(hw, cin, cout, d, padding):
+  """Narrow stride-1 KxK convolutions (ASPP: Cin >= 2 * K*K*Cout) take the one-matmul path."""
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.standard_normal((2, *hw, cin)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
+  assert auto_strategy(w.shape, (2, *hw, cout), strides=(1, 1)) == 'narrow'
+  assert auto_strategy(w.shape, (2, *hw, cout), strides=(2, 2)) != 'narrow'
+  ref = _vjp(lambda x, w: _ref(x, w, (1, 1), padding, d), x, w)
+  for wgrad in ('auto', 'narrow'):
+    conv = functools.partial(lambda x, w, wg: conv2d_matmul_wgrad(x, w, 1, padding, d, wgrad=wg),
+                             wg=wgrad)
+    got = _vjp(conv, x, w)
+    for name, a, b in zip(('y', 'dx', 'dw'), got, ref):
+      assert a.shape == b.shape and a.dtype == b.dtype, name
+      assert _rel(a, b) < 1e-5, (name, _rel(a, b))
+  g = jnp.ones(ref[0].shape)
+  step = jax.jit(lambda x, w, g: jax.vjp(conv, x, w)[1](g))
+  assert 'convolution(' not in step.lower(x, w, g).compile().as_text()
+  # bfloat16 compute through the narrow path: outputs and gradients in bfloat16.
+  xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+  got = _vjp(conv, xb, wb)
+  assert all(a.dtype == jnp.bfloat16 for a in got)
+  for name, a, b in zip(('y', 'dx', 'dw'), got, ref):
+    assert _rel(a, b) < 3e-2, (name, _rel(a, b))
+  # Strided: 'narrow' falls back to the custom-VJP path, same result as XLA.
+  ref2 = _vjp(lambda x, w: _ref(x, w, (2, 2), padding, d), x, w)
+  got2 = _vjp(lambda x, w: conv2d_matmul_wgrad(x, w, 2, padding, d, wgrad='narrow'), x, w)
+  for a, b in zip(got2, ref2):
+    assert _rel(a, b) < 1e-5
+
+
+@pytest.mark.parametrize('k,d,padding,cin,cout', [
+    (3, (1, 1), ((1, 1), (1, 1)), 8, 5), (3, (2, 3), ((2, 2), (3, 3)), 3, 8),
+    (3, (4, 4), ((0, 0), (0, 0)), 8, 5), (3, (2, 1), ((2, 0), (1, 3)), 8, 5),
+    (7, (1, 2), ((3, 3), (6, 6)), 3, 5)])
+def test_gshift_matches_xla_autodiff(k, d, padding, cin, cout):
+  """Stride-1 KxK (not narrow): weight gradient from the shifted output gradient, one matmul."""
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.standard_normal((2, 15, 13, cin)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
+  assert auto_strategy(w.shape, (2, 15, 13, cout), strides=(1, 1)) == 'gshift'
+  ref = _vjp(lambda x, w: _ref(x, w, (1, 1), padding, d), x, w)
+  for wgrad in ('auto', 'gshift'):
+    conv = functools.partial(lambda x, w, wg: conv2d_matmul_wgrad(x, w, 1, padding, d, wgrad=wg),
+                             wg=wgrad)
+    got = _vjp(conv, x, w)
+    for name, a, b in zip(('y', 'dx', 'dw'), got, ref):
+      assert a.shape == b.shape and a.dtype == b.dtype, name
+      assert _rel(a, b) < 1e-5, (name, _rel(a, b))
+  # Strided: 'gshift' falls back to 'auto' (x windows), same result as XLA.
+  ref2 = _vjp(lambda x, w: _ref(x, w, (2, 2), padding, d), x, w)
+  got2 = _vjp(lambda x, w: conv2d_matmul_wgrad(x, w, 2, padding, d, wgrad='gshift'), x, w)
+  for a, b in zip(got2, ref2):
+    assert _rel(a, b) < 1e-5
