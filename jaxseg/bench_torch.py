@@ -14,6 +14,8 @@ logits to the input size, argmax. BatchNorm 'train' = ordinary BN; 'frozen' = ru
 no gradient for its affine parameters (jaxseg's 'frozen_affine' is timed as 'train').
 
 PyTorch is optional for jaxseg: this module imports it lazily; `available()` says whether it can.
+`supports(config)` / `from_config(config, ...)` also answer for PAD-Net configs
+(`config.method == 'padnet'`), whose reference is `jaxseg.bench_torch_padnet`.
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ def import_torch():
 
 def supports(config) -> Optional[str]:
   """None when `config` has a PyTorch reference here, else the reason why not."""
+  if config.get('method', None) == 'padnet':
+    from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+    return bench_torch_padnet.supports(config)
   if not available():
     return 'PyTorch is not installed'
   model = config.get('model', {})
@@ -222,7 +227,12 @@ class TorchDeepLabBench:
 
 def from_config(config, what: str = 'train', channels_last: bool = False,
                 threads: Optional[int] = None, num_classes: Optional[int] = None):
-  """A `TorchDeepLabBench` for a jaxseg DeepLab v2 config (see `supports`)."""
+  """A `TorchDeepLabBench` for a jaxseg DeepLab v2 config (see `supports`); for a PAD-Net config
+  a `jaxseg.bench_torch_padnet.TorchPADNetBench`."""
+  if config.get('method', None) == 'padnet':
+    from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+    return bench_torch_padnet.from_config(config, what, channels_last=channels_last,
+                                          threads=threads, num_classes=num_classes)
   why = supports(config)
   if why:
     raise ValueError(why)
