@@ -17,6 +17,10 @@ Variants after ':':
           --config.dataset.data_dir=<VOCdevkit> and the DeepLab init via --config.init_from=...
   cityscapes  the same recipe on Cityscapes fine (19 trainIds) with 513x513 crops (a jaxseg
           choice: the spec records no Cityscapes schedule); --config.dataset.data_dir=<root>.
+  ade20k  the VOC recipe on ADE20K (SceneParsing: 150 classes, 'other' ignored) with 321x321
+          crops and 100k steps (batch 10: ~50 epochs of the 20,210 training images) -- both a
+          jaxseg choice: DeepLab v2 published no ADE20K schedule (PSPNet's is 150k at batch 16,
+          473 crops); --config.dataset.data_dir=<ADEChallengeData2016>.
   gta5, synthia  source-only baselines of AdaptSegNet's network (no MSC, batch 1, lr 2.5e-4,
           150k steps): GTA5 resized to 1280x720 / SYNTHIA at 1280x760 (16 classes), evaluated on
           Cityscapes val at 1024x512; set --config.dataset.data_dir and
@@ -118,14 +122,14 @@ def get_config(arg=None):
     c.model.width = 8
     c.optimizer.warmup_steps = 0
     c.predict.num_examples = 2
-  elif arg in ('voc', 'cityscapes'):
+  elif arg in ('voc', 'cityscapes', 'ade20k'):
     c.batch_size = 10
     c.eval_batch_size = 1
-    c.num_train_steps = 20000
+    c.num_train_steps = 100000 if arg == 'ade20k' else 20000
     c.log_every_steps = 50
     c.eval_every_steps = 5000
     c.checkpoint_every_steps = 1000
-    crop = (321, 321) if arg == 'voc' else (513, 513)
+    crop = (513, 513) if arg == 'cityscapes' else (321, 321)
     c.dataset = real_dataset(arg, transforms.recipe('deeplabv2', crop_size=crop))
     c.model.depth = 101
     c.model.width = 64
@@ -157,5 +161,5 @@ def get_config(arg=None):
     c.optimizer.param_groups = deeplab_param_groups(freeze_bn=True)
   else:
     raise ValueError(f'configs/deeplabv2.py: unknown variant {arg!r}; use smoke, voc, '
-                     'cityscapes, gta5 or synthia')
+                     'cityscapes, ade20k, gta5 or synthia')
   return c

@@ -101,7 +101,7 @@ def test_pipeline_over_a_prepared_source(city):
   assert len(evals) == 1 and evals[0]['mask'].tolist() == [True, True, False, False]
 
 
-@pytest.mark.parametrize('variant', ['voc', 'cityscapes', 'gta5', 'synthia'])
+@pytest.mark.parametrize('variant', ['voc', 'cityscapes', 'ade20k', 'gta5', 'synthia'])
 def test_deeplabv2_dataset_variants_validate(variant, tmp_path):
   from jaxseg import config_checks  # pylint: disable=g-import-not-at-top
   from jaxseg.config_files import load_config  # pylint: disable=g-import-not-at-top
