@@ -198,6 +198,39 @@ def _check_padnet(config):
   _check_int(config, 'evaluation.contour_tolerance', 0)
 
 
+def _check_dsr(config):
+  """Depth super-resolution fields (configs/dsr.py): DSRNet, the 'dsr' recipe, loss, units."""
+  from jaxseg.data.formats.dsr import SCALES  # pylint: disable=g-import-not-at-top
+  from jaxseg.methods.dsr import (  # pylint: disable=g-import-not-at-top
+      LOSS_KINDS, LR_UP_SOURCES, PROTOCOLS)
+  from jaxseg.models.dbpn import PROJECTION  # pylint: disable=g-import-not-at-top
+  m, aug = config.model, config.dataset.augment
+  _check_choice(config, 'model.name', {'dbpn'})
+  for field in ('num_stages', 'features', 'feat0'):
+    _check_int(config, f'model.{field}', 1)
+  for field in ('dense', 'residual'):
+    if not isinstance(m[field], bool):
+      _fail(f'model.{field}', m[field], 'must be True or False')
+  _check_choice(config, 'model.lr_up', LR_UP_SOURCES)
+  _check_positive(config, 'model.input_scale')
+  _check_choice(config, 'dataset.augment.recipe', {'dsr'})
+  scale = _check_choice(config, 'dataset.augment.dsr_scale', set(SCALES) & set(PROJECTION))
+  protocol = _check_choice(config, 'dataset.augment.dsr_protocol', PROTOCOLS)
+  if aug.crop_size[0] % scale or aug.crop_size[1] % scale:
+    _fail('dataset.augment.crop_size', tuple(aug.crop_size),
+          f'must be a multiple of config.dataset.augment.dsr_scale={scale}')
+  _check_choice(config, 'loss.kind', LOSS_KINDS)
+  ev = config.evaluation
+  if not isinstance(ev.denormalize, bool):
+    _fail('evaluation.denormalize', ev.denormalize, 'must be True or False')
+  if ev.denormalize and protocol != 'nyu':
+    _fail('evaluation.denormalize', ev.denormalize,
+          f"needs config.dataset.augment.dsr_protocol='nyu' (only it min-max normalises), got "
+          f'{protocol!r}')
+  _check_positive(config, 'evaluation.units_scale')
+  _check_int(config, 'evaluation.border', 0)
+
+
 def validate(config):
   """Raises ConfigError naming the first bad field; returns the config unchanged."""
   _check_common(config)
@@ -207,4 +240,6 @@ def validate(config):
   _check_init(config)
   if config.method == 'padnet':
     _check_padnet(config)
+  if config.method == 'dsr':
+    _check_dsr(config)
   return config

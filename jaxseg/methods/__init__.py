@@ -4,6 +4,7 @@ import importlib
 METHODS = {
     'segmentation': 'jaxseg.methods.segmentation:SegmentationMethod',
     'padnet': 'jaxseg.methods.padnet:PadNetMethod',
+    'dsr': 'jaxseg.methods.dsr:DsrMethod',
 }
 
 

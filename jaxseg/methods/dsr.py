@@ -1,0 +1,277 @@
+"""Depth super-resolution tenant: supervised DSRNet (depth-only D-DBPN), CTKT's first piece.
+
+No DENet, no distillation yet (ctkt_dsr.md §1.1-§2, §6-§8). Model `jaxseg.models.dbpn.DSRNet`
+from `config.model`; the scale is `config.dataset.augment.dsr_scale` (the recipe's).
+
+Batch (the 'dsr' recipe, `jaxseg.data.recipes`; NumPy, NHW unless noted):
+  depth_lr     (B, h, w) low-resolution input (for the 'nyu' protocol min-max normalised with
+               the HR map's min / max; as given for 'middlebury')
+  <dsr_key>    (B, H, W) HR target, `config.dataset.augment.dsr_key` ('depth'; Middlebury's
+               8-bit-scale map is 'disparity'), in the same space as depth_lr
+  valid        (B, H, W) bool target validity (every DSR source has it)
+  minmax       (B, 2) (min, max) of the HR map, 'nyu' protocol only (to de-normalise)
+  depth_lr_up  (B, H, W) the protocol's bicubic up-sampling (PIL / OpenCV), when
+               `config.model.lr_up == 'pipeline'` (the residual path and the bicubic baseline;
+               'jax' up-samples in the step instead, for sets whose LR map is not an exact 1/s
+               of the target: ToFMark)
+  image        (B, H, W, 3) the RGB / intensity guide: unused by DSRNet, kept for CTKT's DENet
+  mask         (B,) bool, evaluation only (False = padding example)
+The network sees values divided by `config.model.input_scale` (1; 255 for 8-bit maps); its
+prediction is multiplied back.
+
+Loss (ctkt_dsr.md §6: L_DSR = L1): mean |D_sr - D_hr| over the valid pixels of the global batch
+(`loss.kind='l2'`: squared error), in the network's value space.
+
+Evaluation (ctkt_dsr.md §8): prediction (resized bilinearly to the target when the sizes differ)
+and target are mapped to the reporting units: de-normalised with `minmax` when
+`evaluation.denormalize` ('nyu' protocol), then multiplied by `evaluation.units_scale`
+(NYU: metres -> cm, x100). `evaluation.border` pixels are cropped on each side (NYU 6), invalid
+and padding pixels are dropped. RMSE and MAD (mean absolute difference) per image, averaged over
+images (the protocols' numbers), and pixel-wise over the set, for DSRNet and for the bicubic
+up-sampling of the input (the baseline every DSR table starts with).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxseg import viz
+from jaxseg.losses.reduce import global_mean
+from jaxseg.methods.base import Method
+from jaxseg.models.dbpn import bicubic_upsample, build_dsrnet
+from jaxseg.models.registry import compute_dtype
+from jaxseg.nn import resize_bilinear
+
+LOSS_KINDS = ('l1', 'l2')
+LR_UP_SOURCES = ('pipeline', 'jax')
+PROTOCOLS = ('nyu', 'middlebury')
+MIN_PANEL_HEIGHT = 128  # render: panels of smaller maps are zoomed (nearest) to this
+
+
+def dsr_loss_sum(pred, target, valid=None, kind: str = 'l1'):
+  """Masked per-pixel error of a depth map: (sum over valid pixels, number of valid pixels).
+
+  Args:
+    pred: (B, H, W) or (B, H, W, 1) prediction.
+    target: (B, H, W) HR target; non-finite values are invalid (zero is a valid value: min-max
+      normalised depth has its minimum at 0).
+    valid: optional (B, H, W) bool; False pixels contribute nothing (exactly zero gradient).
+    kind: 'l1' (absolute error, ctkt_dsr.md §6) or 'l2' (squared error).
+  Returns:
+    (sum, count) float32 scalars; divide with `jaxseg.losses.reduce.global_mean`.
+  """
+  if kind not in LOSS_KINDS:
+    raise ValueError(f'kind must be one of {LOSS_KINDS}, got {kind!r}')
+  if pred.ndim == 4:
+    pred = pred[..., 0]
+  target = target.astype(jnp.float32)
+  ok = jnp.isfinite(target)
+  if valid is not None:
+    ok &= valid.astype(bool)
+  err = pred.astype(jnp.float32) - jnp.where(ok, target, 0.0)
+  per = jnp.abs(err) if kind == 'l1' else jnp.square(err)
+  return jnp.sum(jnp.where(ok, per, 0.0)), jnp.sum(ok, dtype=jnp.float32)
+
+
+def border_mask(height: int, width: int, border: int) -> np.ndarray:
+  """(H, W) bool, False on `border` pixels along every edge (NYU protocol `a[6:-6, 6:-6]`)."""
+  m = np.zeros((height, width), bool)
+  m[border:height - border, border:width - border] = True
+  return m
+
+
+def error_sums(pred, target, ok):
+  """Additive RMSE / MAD sums of (B, H, W) maps over the `ok` pixels.
+
+  Returns float32 'sq_err', 'abs_err' (pixel sums), int32 'count' (pixels), float32
+  'image_rmse', 'image_mad' (sums over images of each image's RMSE / MAD) and int32 'images'
+  (images with at least one pixel).
+  """
+  err = jnp.where(ok, pred.astype(jnp.float32) - target.astype(jnp.float32), 0.0)
+  n = jnp.sum(ok, axis=(1, 2), dtype=jnp.int32)
+  sq = jnp.sum(jnp.square(err), axis=(1, 2))
+  ab = jnp.sum(jnp.abs(err), axis=(1, 2))
+  has = n > 0
+  nf = jnp.maximum(n, 1).astype(jnp.float32)
+  return {'sq_err': jnp.sum(sq), 'abs_err': jnp.sum(ab), 'count': jnp.sum(n),
+          'image_rmse': jnp.sum(jnp.where(has, jnp.sqrt(sq / nf), 0.0)),
+          'image_mad': jnp.sum(jnp.where(has, ab / nf, 0.0)),
+          'images': jnp.sum(has, dtype=jnp.int32)}
+
+
+def summarize_errors(sums) -> dict:
+  """`error_sums` totals -> {'rmse', 'mad' (per-image means), 'rmse_pixel', 'mad_pixel',
+  'count', 'images'} as floats."""
+  s = {k: float(np.asarray(v, np.float64)) for k, v in sums.items()}
+  n, m = max(s['count'], 1.0), max(s['images'], 1.0)
+  return {'rmse': s['image_rmse'] / m, 'mad': s['image_mad'] / m,
+          'rmse_pixel': float(np.sqrt(s['sq_err'] / n)), 'mad_pixel': s['abs_err'] / n,
+          'count': s['count'], 'images': s['images']}
+
+
+def to_units(values, minmax, denormalize: bool, units_scale: float):
+  """(B, H, W) values in the recipe's space -> reporting units (jnp or np).
+
+  denormalize: v * (max - min) + min with `minmax` (B, 2) (the 'nyu' protocol's per-image
+  min-max normalisation undone); then times `units_scale`.
+  """
+  xp = jnp if isinstance(values, jax.Array) else np
+  if denormalize:
+    lo, hi = minmax[:, 0][:, None, None], minmax[:, 1][:, None, None]
+    values = values * (hi - lo) + lo
+  return values * xp.float32(units_scale)
+
+
+class DsrMethod(Method):
+  """Supervised depth SR with DSRNet (D-DBPN); see the module docstring."""
+
+  def __init__(self, config, meta, axis_name=None):
+    super().__init__(config, meta, axis_name)
+    aug, m = config.dataset.augment, config.model
+    self.scale = int(aug.get('dsr_scale', 4))
+    self.protocol = aug.get('dsr_protocol', 'nyu')
+    self.target_key = aug.get('dsr_key', 'depth')
+    self.lr_up = m.get('lr_up', 'pipeline')
+    self.input_scale = float(m.get('input_scale', 1.0))
+    self.model = build_dsrnet(m, self.scale, compute_dtype(m))
+    keys = ['image', 'depth_lr', self.target_key, 'valid']
+    if self.protocol == 'nyu':
+      keys.append('minmax')
+    if self.lr_up == 'pipeline':
+      keys.append('depth_lr_up')
+    self.batch_keys = tuple(keys)
+    self.tx = None
+
+  # -- state ------------------------------------------------------------------------------
+  def init_variables(self, rng, image):
+    """Variables for a (1, 2, 2, 1) LR map: DSRNet's parameter shapes do not depend on the
+    spatial size (the base hands over the RGB `image`, which DSRNet does not read)."""
+    del image
+    return self.model.init(rng, jnp.zeros((1, 2, 2, 1), jnp.float32), train=False)
+
+  # -- network in / out -------------------------------------------------------------------
+  def _net(self, params, batch, train=False):
+    """(B, h s, w s) prediction in the recipe's value space (network output * input_scale)."""
+    lr = batch['depth_lr'][..., None].astype(jnp.float32) / self.input_scale
+    up = None
+    if self.lr_up == 'pipeline':
+      up = batch['depth_lr_up'][..., None].astype(jnp.float32) / self.input_scale
+    out = self.model.apply({'params': params}, lr, up, train=train)
+    return out['depth'][..., 0] * self.input_scale
+
+  def _at_target(self, pred, size):
+    """Resize (B, h, w) to the target size (bilinear, half-pixel) when they differ."""
+    if pred.shape[1:3] == tuple(size):
+      return pred
+    return resize_bilinear(pred[..., None], tuple(size), align_corners=False)[..., 0]
+
+  def _bicubic(self, batch, size):
+    """The bicubic baseline (B, H, W) in the recipe's space, at the target size."""
+    if self.lr_up == 'pipeline':
+      return batch['depth_lr_up'].astype(jnp.float32)
+    lr = batch['depth_lr'][..., None].astype(jnp.float32)
+    b = lr.shape[0]
+    return jax.image.resize(lr, (b, *size, 1), 'cubic')[..., 0]
+
+  # -- loss -------------------------------------------------------------------------------
+  def loss(self, pred, batch):
+    """Global mean L1 (or L2) over valid pixels, in the network's value space."""
+    s, n = dsr_loss_sum(pred / self.input_scale, batch[self.target_key] / self.input_scale,
+                        batch['valid'], self.config.loss.kind)
+    return global_mean(s, n, self.axis_name)
+
+  # -- steps ------------------------------------------------------------------------------
+  def train_step(self, state, batch):
+    tx = self._ensure_tx(state.params)
+
+    def loss_fn(params):
+      return self.loss(self._net(params, batch, train=True), batch)
+
+    total, grads = jax.value_and_grad(loss_fn)(state.params)
+    metrics = {}
+    if self.lr_up == 'pipeline':  # the same loss of the bicubic input, for reference
+      metrics['loss_bicubic'] = self.loss(batch['depth_lr_up'].astype(jnp.float32), batch)
+    if self.axis_name is not None:
+      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
+      grads = jax.lax.psum(grads, self.axis_name)
+      total, metrics = jax.lax.psum((total, metrics), self.axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, {'loss': total, **metrics, 'grad_norm': optax.tree.norm(grads)}
+
+  def eval_step(self, state, batch):
+    """-> {'dsrnet': error_sums, 'bicubic': error_sums} in the reporting units."""
+    ev = self.config.evaluation
+    target = batch[self.target_key].astype(jnp.float32)
+    size = target.shape[1:3]
+    pred = self._at_target(self._net(state.params, batch), size)
+    bicubic = self._bicubic(batch, size)
+    minmax = batch.get('minmax')
+    units = lambda v: to_units(v, minmax, bool(ev.denormalize), float(ev.units_scale))
+    ok = jnp.isfinite(target) & batch['valid'].astype(bool)
+    ok &= batch['mask'].astype(bool)[:, None, None]
+    ok &= jnp.asarray(border_mask(*size, int(ev.border)))[None]
+    gt = units(target)
+    sums = {'dsrnet': error_sums(units(pred), gt, ok),
+            'bicubic': error_sums(units(bicubic), gt, ok)}
+    if self.axis_name is not None:
+      sums = jax.lax.psum(sums, self.axis_name)
+    return sums
+
+  def summarize(self, sums):
+    """-> scalars 'rmse', 'mad' (per-image means, the protocols' numbers), 'rmse_pixel',
+    'mad_pixel', 'bicubic/*' the same for the baseline; a table in the reporting units."""
+    net, bic = summarize_errors(sums['dsrnet']), summarize_errors(sums['bicubic'])
+    scalars = {k: net[k] for k in ('rmse', 'mad', 'rmse_pixel', 'mad_pixel')}
+    scalars.update({f'bicubic/{k}': bic[k] for k in ('rmse', 'mad', 'rmse_pixel', 'mad_pixel')})
+    ev = self.config.evaluation
+    lines = [f'depth SR x{self.scale} ({self.protocol} protocol, {self.target_key}), units: '
+             f'{ev.units}, border crop {int(ev.border)} px',
+             f'{"":<12}{"DSRNet":>12}{"bicubic":>12}', '-' * 36]
+    names = {'rmse': 'rmse', 'mad': 'mad', 'rmse_pixel': 'rmse (px)', 'mad_pixel': 'mad (px)'}
+    for k, label in names.items():
+      lines.append(f'{label:<12}{net[k]:12.4f}{bic[k]:12.4f}')
+    lines.append(f'rmse / mad: per-image means over {int(net["images"])} images; (px): '
+                 f'pixel-wise over {int(net["count"])} px')
+    return scalars, '\n'.join(lines) + '\n'
+
+  def predict_step(self, state, batch):
+    """-> 'depth' DSRNet, 'bicubic' the baseline: (B, H, W) at the target size, in the recipe's
+    value space (normalised for the 'nyu' protocol; `render` maps them to units)."""
+    size = batch[self.target_key].shape[1:3]
+    return {'depth': self._at_target(self._net(state.params, batch), size),
+            'bicubic': self._bicubic(batch, size)}
+
+  def render(self, example, prediction, raw_image):
+    """Guide image, LR input, bicubic, DSRNet, target (one shared depth colour range), and
+    |DSRNet - target| in the reporting units (titles give the RMSEs and the error scale)."""
+    ev = self.config.evaluation
+    minmax = np.asarray(example['minmax'])[None] if 'minmax' in example else None
+    units = lambda v: to_units(np.asarray(v, np.float64)[None], minmax, bool(ev.denormalize),
+                               float(ev.units_scale))[0]
+    target = units(example[self.target_key])
+    ok = np.isfinite(target) & np.asarray(example['valid'], bool)
+    lo, hi = (float(target[ok].min()), float(target[ok].max())) if ok.any() else (0.0, 1.0)
+
+    def colour(v, valid=None):
+      # colorize_depth treats <= 0 as invalid: shift so that `lo` maps to 1 (0 stays valid).
+      valid = np.isfinite(v) if valid is None else valid
+      return viz.colorize_depth(np.where(valid, np.clip(v, lo, hi) - lo + 1.0, 0.0), 1.0,
+                                hi - lo + 1.0)
+
+    pred, bicubic = units(prediction['depth']), units(prediction['bicubic'])
+    if pred.shape != target.shape:
+      pred = np.asarray(self._at_target(jnp.asarray(pred)[None], target.shape))[0]
+    rmse = lambda v: float(np.sqrt(np.mean(np.square(v[ok] - target[ok])))) if ok.any() else 0.0
+    err = np.where(ok, np.abs(pred - target), 0.0)
+    emax = max(float(err.max()), 1e-12)
+    err_rgb = viz.apply_colormap(err / emax)
+    err_rgb[~ok] = 0
+    panels = [np.asarray(raw_image), colour(units(example['depth_lr'])), colour(bicubic),
+              colour(pred), colour(target, ok), err_rgb]
+    titles = ['guide', f'input x{self.scale}', f'bicubic {rmse(bicubic):.3g}',
+              f'DSRNet {rmse(pred):.3g}', f'target ({ev.units})', f'|err| max {emax:.3g}']
+    zoom = max(1, -(-MIN_PANEL_HEIGHT // target.shape[0]))  # small maps: nearest zoom
+    panels = [np.repeat(np.repeat(p, zoom, 0), zoom, 1) for p in panels]
+    return viz.side_by_side(panels, titles=titles)
