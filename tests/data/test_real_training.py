@@ -10,7 +10,7 @@ from jaxseg.config_files import load_config
 from jaxseg.train import loop
 from jaxseg.train.checkpoint import Checkpointer
 
-from data.formats import test_cityscapes, test_nyuv2
+from data.formats import test_cityscapes, test_middlebury, test_nyuv2
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -68,3 +68,16 @@ def test_padnet_trains_from_nyuv2_mat(tmp_path):
   c.dataset.data_dir = str(tmp_path / 'nyu')
   c.model.update(features=8, aggregate_features=4, distillation='none')  # compiles faster
   _train_and_check(c, str(tmp_path / 'run'), 'miou')
+
+
+def test_dsr_trains_from_middlebury_fullsize(tmp_path):
+  root = tmp_path / 'middlebury'
+  for scene in ('Aloe', 'Baby1', 'Art'):  # Art is a held-out (val) scene
+    test_middlebury._scene_2005(root / 'FullSize', scene, h=24, w=32)  # pylint: disable=protected-access
+  c = load_config('configs/dsr.py:middlebury,smoke')
+  c.num_train_steps = 2
+  c.checkpoint_every_steps = 2
+  c.dataset.data_dir = str(root)
+  c.dataset.prepared_dir = str(tmp_path / 'prepared')
+  c.dataset.augment.crop_size = (16, 16)
+  _train_and_check(c, str(tmp_path / 'run'), 'rmse')
