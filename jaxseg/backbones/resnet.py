@@ -11,7 +11,6 @@ from typing import Any, Dict, Optional, Tuple
 
 import flax.linen as nn
 import jax
-from jax import lax
 
 from jaxseg.nn import BatchNorm, Conv2D, max_pool
 
@@ -25,12 +24,6 @@ STAGE_BLOCKS = {
 }
 EXPANSION = 4
 LAYOUTS = ('caffe', 'pytorch')
-# Materialise every block's output behind `lax.optimization_barrier`. Without it XLA-CPU fuses the
-# (cheap, elementwise) BN + residual add + ReLU of each block into the next block's, so block k
-# recomputes all k earlier ones: the layer3 fusions of ResNet-101 grew linearly from 45 to 245 ms
-# (issue 6 profile). False: XLA's own fusion decisions (A/B:
-# --patch='jaxseg.backbones.resnet.RESIDUAL_BARRIER=false').
-RESIDUAL_BARRIER = True
 
 
 def stage_strides_dilations(output_stride: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
@@ -85,8 +78,7 @@ class Bottleneck(nn.Module):
     if self.downsample:
       x = conv(self.features * EXPANSION, 1, self.strides, 1, 'downsample_conv')(x)
       x = bn('downsample_bn')(x, train)
-    out = nn.relu(y + x)
-    return lax.optimization_barrier(out) if RESIDUAL_BARRIER else out
+    return nn.relu(y + x)
 
 
 class ResNet(nn.Module):

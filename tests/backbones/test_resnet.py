@@ -275,25 +275,3 @@ def test_invalid_args():
   for kw in ({'output_stride': 4}, {'layout': 'tf'}, {'depth': 34}):
     with pytest.raises(ValueError):
       shapes(tiny(**kw), 33)
-
-
-def test_residual_barrier_keeps_values_and_gradients(monkeypatch):
-  from jaxseg.backbones import resnet  # pylint: disable=g-import-not-at-top
-  block = resnet.Bottleneck(4, downsample=True)
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 8)), jnp.float32)
-  variables = block.init(jax.random.key(0), x, train=False)
-
-  def make_loss():  # a fresh function per setting (tracing caches key on the function)
-    def loss(params, x):
-      out, _ = block.apply({**variables, 'params': params}, x, train=True,
-                           mutable=['batch_stats'])
-      return jnp.sum(jnp.sin(out))
-    return loss
-
-  results = {}
-  for barrier in (True, False):
-    monkeypatch.setattr(resnet, 'RESIDUAL_BARRIER', barrier)
-    jaxpr = str(jax.make_jaxpr(make_loss())(variables['params'], x))
-    assert ('optimization_barrier' in jaxpr) == barrier
-    results[barrier] = jax.value_and_grad(make_loss(), (0, 1))(variables['params'], x)
-  chex.assert_trees_all_close(results[True], results[False], rtol=1e-6, atol=1e-6)
