@@ -5,7 +5,8 @@
 Variants after ':', comma-separated and combinable (`configs/padnet.py:smoke,C`,
 `configs/padnet.py:nyuv2,single_depth`):
   (none)      the embedded synthetic scenes (7 classes, depth, normals, contours), sized to train
-              in 20-30 minutes on a 2-core CPU (see below for what differs from the paper).
+              in under an hour on a 2-core CPU (measured: 47 min at load ~6, 0.7 s/step; val
+              mIoU 45.7, RMSE 0.78 m; see below for what differs from the paper).
   smoke       the same at toy size (ResNet depth 14, width 8, N=16, 48x48): a 1-minute check.
   nyuv2       the paper's NYUD-v2 setting: ResNet-50, 40 classes, 795 train / 654 test, N=512,
               Eigen crop and 1e-3..10 m depth range in evaluation; the unknown training recipe
