@@ -25,3 +25,14 @@ def realdata():
   if not REALDATA.is_dir():
     pytest.skip(f'real data samples not present at {REALDATA}')
   return REALDATA
+
+
+@pytest.fixture(scope='module')
+def fast_compile():
+  """XLA's cheap compiles (most optimisations off) for a test module that checks values, not
+  speed, of tiny models; restored afterwards. Use: pytestmark = usefixtures('fast_compile')."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', old)

@@ -3,7 +3,6 @@ and trains, evaluates and checkpoints through the one train loop (toy model and 
 import json
 import os
 
-import jax
 import pytest
 
 from jaxseg.config_files import load_config
@@ -13,13 +12,7 @@ from jaxseg.train.checkpoint import Checkpointer
 from data.formats import test_cityscapes, test_middlebury, test_nyuv2
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  """These tests check the data path and the loop, not XLA's optimised code."""
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def _shrink(c, tmp_path, crop):

@@ -16,13 +16,7 @@ from jaxseg.models.padnet import PAPER_LOSS_WEIGHTS, SURVEY_NYUD_LOSS_WEIGHTS, p
 f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  """Cheaper XLA compiles for these tiny tests (restored afterwards)."""
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 # ---------------------------------------------------------------------------------------- depth

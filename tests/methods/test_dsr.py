@@ -20,12 +20,7 @@ from jaxseg.methods.dsr import (DsrMethod, border_mask, dsr_loss_sum, error_sums
 from jaxseg.losses.reduce import global_mean
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def smoke(*flags):

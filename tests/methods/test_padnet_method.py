@@ -21,12 +21,7 @@ B, H, W = 4, 33, 33
 TINY = dict(depth=14, width=8, features=16, aggregate_features=8)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def tiny_config(*flags):

@@ -14,13 +14,7 @@ f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
 add = lambda a, b: jax.tree.map(lambda x, y: np.asarray(x, np.float64) + np.asarray(y), a, b)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  """Cheaper XLA compiles for these tiny tests (restored afterwards)."""
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def _assert_sums_additive(fn, *arrays, **kwargs):

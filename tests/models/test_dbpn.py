@@ -16,12 +16,7 @@ from jaxseg.models.dbpn import (PROJECTION, DownProjection, DSRNet, UpProjection
 DN = ('NHWC', 'HWIO', 'NHWC')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def _rng(seed=0):

@@ -17,13 +17,7 @@ TINY = dict(num_classes=K, features=N, backbone_depth=14, backbone_width=8, aggr
 CH = {'depth': N, 'parsing': N, 'normals': N // 2, 'contours': N // 2}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fast_compile():
-  """Cheaper XLA compiles for these tiny tests (restored afterwards)."""
-  old = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', old)
+pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
 
 
 def np_variables(module, *args, seed=0, **kwargs):
