@@ -11,13 +11,13 @@ that parity, and the phases are interleaved:
 
 (one axis shown; p is lax's 'SAME' transposed-convolution padding).
 
-`impl='matmul'` (and ONE_GEMM, the default) computes all four phases with ONE matrix product
+`impl='matmul'` with ONE_GEMM (off by default, see there) computes all four phases with ONE
+matrix product
   z = x (N*H*W, Cin) @ kernel (Cin, k*k*Cout)
 followed by shifted sums of the thin tap outputs z[..., t_h, t_w, :] (each tap belongs to exactly
 one phase, at input offset (r + t - p) / 2 in {-1, 0, 1} for k = 4). Its autodiff is again one
-matmul each for dx and dkernel, so no convolution, no per-phase kernel gather / gradient scatter
-and no per-phase padded copies remain (issue 6 profile: these were ~40% of PAD-Net's deconvolution
-time). `impl='xla'` (or ONE_GEMM = False) convolves each phase through `jaxseg.nn.conv2d`.
+matmul each for dx and dkernel. Otherwise each phase is convolved through `jaxseg.nn.conv2d`
+(its sub-kernel a strided slice of the kernel, whose gradient is a pad, not a gather's scatter-add).
 
 Layouts: x (N, H, W, Cin), kernel (k, k, Cin, Cout) -> (N, 2H, 2W, Cout).
 """
@@ -33,9 +33,11 @@ from jaxseg.nn.conv import DIMENSION_NUMBERS, conv2d, he_normal_fan_out
 # False: lax.conv_transpose on the zero-dilated input (XLA's own), for A/B benchmarks only:
 # `python -m jaxseg.benchmark ... --patch='jaxseg.nn.deconv.SUBPIXEL=False'`.
 SUBPIXEL = True
-# impl='matmul': all four phases as one GEMM to k*k*Cout channels plus shifted sums; False: four
-# sub-pixel convolutions through conv2d (A/B: --patch='jaxseg.nn.deconv.ONE_GEMM=false').
-ONE_GEMM = True
+# impl='matmul': True = all four phases as one GEMM to k*k*Cout channels plus shifted sums; False
+# (default) = four sub-pixel convolutions through conv2d. True measured 3.4x SLOWER on the PAD-Net
+# step (docs/performance.md): the transpose of each tap slice of z is a pad into a zero buffer of
+# z's full size (k*k of them per deconvolution). A/B: --patch='jaxseg.nn.deconv.ONE_GEMM=true'.
+ONE_GEMM = False
 
 
 def _phase_taps(k: int, r: int) -> Tuple[List[int], Tuple[int, int]]:
