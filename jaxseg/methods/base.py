@@ -13,6 +13,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import logging
 
 from jaxseg.train.state import TrainState
@@ -82,6 +83,31 @@ class Method(abc.ABC):
       self.tx = optimizers.make_optimizer(self.config.optimizer, params,
                                           self.config.num_train_steps)
     return self.tx
+
+  def apply_train(self, params, batch_stats, image):
+    """`self.model` in train mode -> (outputs, updated batch_stats)."""
+    outputs, new_vars = self.model.apply({'params': params, 'batch_stats': batch_stats}, image,
+                                         train=True, mutable=['batch_stats'])
+    return outputs, new_vars.get('batch_stats', batch_stats)
+
+  def optimizer_step(self, state: TrainState, loss_fn) -> tuple[TrainState, dict]:
+    """One update of `state.params` by `loss_fn(params) -> (total, (terms, batch_stats))`.
+
+    `total` is this device's share of the global-batch loss (local sum / global count), so
+    with `axis_name` the gradients, `total` and `terms` are psum'd. -> (new state, metrics
+    {'loss', **terms, 'grad_norm'}).
+    """
+    tx = self._ensure_tx(state.params)
+    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    if self.axis_name is not None:
+      grads = jax.lax.psum(grads, self.axis_name)
+      total, terms = jax.lax.psum((total, terms), self.axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1,
+                              params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    return new_state, {'loss': total, **terms, 'grad_norm': optax.tree.norm(grads)}
 
   @abc.abstractmethod
   def train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:

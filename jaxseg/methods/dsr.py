@@ -33,7 +33,6 @@ up-sampling of the input (the baseline every DSR table starts with).
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxseg import viz
 from jaxseg.losses.reduce import global_mean
@@ -182,23 +181,13 @@ class DsrMethod(Method):
 
   # -- steps ------------------------------------------------------------------------------
   def train_step(self, state, batch):
-    tx = self._ensure_tx(state.params)
+    terms = {}
+    if self.lr_up == 'pipeline':  # the same loss of the bicubic input, for reference
+      terms['loss_bicubic'] = self.loss(batch['depth_lr_up'].astype(jnp.float32), batch)
 
     def loss_fn(params):
-      return self.loss(self._net(params, batch, train=True), batch)
-
-    total, grads = jax.value_and_grad(loss_fn)(state.params)
-    metrics = {}
-    if self.lr_up == 'pipeline':  # the same loss of the bicubic input, for reference
-      metrics['loss_bicubic'] = self.loss(batch['depth_lr_up'].astype(jnp.float32), batch)
-    if self.axis_name is not None:
-      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
-      grads = jax.lax.psum(grads, self.axis_name)
-      total, metrics = jax.lax.psum((total, metrics), self.axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, {'loss': total, **metrics, 'grad_norm': optax.tree.norm(grads)}
+      return self.loss(self._net(params, batch, train=True), batch), (terms, state.batch_stats)
+    return self.optimizer_step(state, loss_fn)
 
   def eval_step(self, state, batch):
     """-> {'dsrnet': error_sums, 'bicubic': error_sums} in the reporting units."""

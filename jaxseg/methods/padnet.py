@@ -12,7 +12,6 @@ Single-task variants ('depth', 'parsing') evaluate only their task.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxseg import viz
 from jaxseg.methods.base import Method
@@ -118,28 +117,11 @@ class PadNetMethod(Method):
 
   # -- steps ------------------------------------------------------------------------------
   def train_step(self, state, batch):
-    tx = self._ensure_tx(state.params)
-
     def loss_fn(params):
-      outputs, new_vars = self.model.apply(
-          {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
-          mutable=['batch_stats'])
+      outputs, batch_stats = self.apply_train(params, state.batch_stats, batch['image'])
       total, terms = self.loss(outputs, batch)
-      return total, (terms, new_vars.get('batch_stats', state.batch_stats))
-
-    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    if self.axis_name is not None:
-      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
-      grads = jax.lax.psum(grads, self.axis_name)
-      total, terms = jax.lax.psum((total, terms), self.axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
-    metrics = {'loss': total, **{f'loss_{k}': v for k, v in terms.items()},
-               'grad_norm': optax.tree.norm(grads)}
-    return new_state, metrics
+      return total, ({f'loss_{k}': v for k, v in terms.items()}, batch_stats)
+    return self.optimizer_step(state, loss_fn)
 
   def eval_step(self, state, batch):
     """-> {'confusion' (K, K), 'depth', 'normals', 'contours'} sums for the evaluated tasks."""

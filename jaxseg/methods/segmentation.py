@@ -9,7 +9,6 @@ accumulates one confusion matrix over the whole split.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxseg import viz
 from jaxseg.losses import segmentation as seg_losses
@@ -60,27 +59,11 @@ class SegmentationMethod(Method):
 
   # -- steps ------------------------------------------------------------------------------
   def train_step(self, state, batch):
-    tx = self._ensure_tx(state.params)
-
     def loss_fn(params):
-      outputs, new_vars = self.model.apply(
-          {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
-          mutable=['batch_stats'])
+      outputs, batch_stats = self.apply_train(params, state.batch_stats, batch['image'])
       total, terms = self.loss(outputs, batch['label'])
-      return total, (terms, new_vars.get('batch_stats', state.batch_stats))
-
-    (total, (terms, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    if self.axis_name is not None:
-      # Each device's loss is local_sum / global_count, so the global gradient is the sum.
-      grads = jax.lax.psum(grads, self.axis_name)
-      total, terms = jax.lax.psum((total, terms), self.axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
-    metrics = {'loss': total, **terms, 'grad_norm': optax.tree.norm(grads)}
-    return new_state, metrics
+      return total, (terms, batch_stats)
+    return self.optimizer_step(state, loss_fn)
 
   def _logits_at_labels(self, state, image, size):
     outputs = self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},
