@@ -168,6 +168,21 @@ def _eval(method, state, batch):
   return jax.device_get(jax.jit(method.eval_step)(state, batch))
 
 
+def _assert_sums_close(got, want):
+  """Float sums to 1e-4; integer counts (histogram bins, confusion) to 0.1% of their total:
+  a value within an ulp of a bin edge may land in the neighbouring bin when the batch split
+  (and so XLA's code) differs."""
+  def check(path, g, w):
+    g, w = np.asarray(g), np.asarray(w)
+    if np.issubdtype(w.dtype, np.integer):
+      moved = np.abs(g.astype(np.int64) - w).sum()
+      assert moved <= max(2, 1e-3 * np.abs(w).sum()), (jax.tree_util.keystr(path), moved)
+    else:
+      np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-3, err_msg=jax.tree_util.keystr(path))
+  chex.assert_trees_all_equal_structs(got, want)
+  jax.tree_util.tree_map_with_path(check, got, want)
+
+
 @pytest.mark.parametrize('flag', ['C', 'single_depth'])
 def test_eval_sums_add_over_batches_and_honour_mask(flag, batch):
   method = make_method(flag)
@@ -178,14 +193,14 @@ def test_eval_sums_add_over_batches_and_honour_mask(flag, batch):
   expected = {'C': {'confusion', 'depth', 'normals', 'contours'}, 'single_depth': {'depth'}}
   assert set(full) == expected[flag]
   added = jax.tree.map(np.add, a, b)
-  chex.assert_trees_all_close(added, full, rtol=1e-4, atol=1e-3)
+  _assert_sums_close(added, full)
   # Padding examples (mask False) contribute nothing.
   padded = dict(batch, mask=np.array([True, True, False, False]))
-  chex.assert_trees_all_close(_eval(method, state, padded), a, rtol=1e-4, atol=1e-3)
+  _assert_sums_close(_eval(method, state, padded), a)
   if flag == 'C':
     assert int(np.sum(full['confusion'])) == int(np.sum(batch['label'] != 255))
     sums = jax.device_get(on_axis(sharded_method(flag).eval_step)(state, batch))
-    chex.assert_trees_all_close(sums, full, rtol=1e-4, atol=1e-3)
+    _assert_sums_close(sums, full)
 
 
 def test_summarize_predict_render(batch):
