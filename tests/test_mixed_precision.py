@@ -10,6 +10,8 @@ from jaxseg.config_files import load_config
 from jaxseg.data import sources
 
 STEPS = 6
+# Cheap XLA compiles (bfloat16 on CPU compiles slowly): this checks dtypes and that it trains.
+pytestmark = pytest.mark.usefixtures('fast_compile')
 
 
 def _config(conv_impl, msc, lr):

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg.nn import deconv
 from jaxseg.nn.deconv import ConvTranspose2x, conv_transpose_2x
 
 
@@ -22,9 +21,8 @@ def _rel(a, b):
 
 
 @pytest.mark.parametrize('k', [2, 4, 6])
-@pytest.mark.parametrize('impl,one_gemm', [('xla', True), ('matmul', True), ('matmul', False)])
-def test_equals_flax_conv_transpose_value_and_gradients(k, impl, one_gemm, monkeypatch):
-  monkeypatch.setattr(deconv, 'ONE_GEMM', one_gemm)  # matmul: one GEMM / four sub-pixel convs
+@pytest.mark.parametrize('impl', ['xla', 'matmul'])
+def test_equals_flax_conv_transpose_value_and_gradients(k, impl):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 3))
   kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, 3, 4))
   want = _reference(x, kernel)
@@ -55,22 +53,3 @@ def test_module_matches_param_layout_and_rejects_odd_kernels():
   chex.assert_shape(ConvTranspose2x(6).apply(variables, x), (1, 8, 8, 6))
   with pytest.raises(ValueError, match='even kernel'):
     conv_transpose_2x(x, jnp.ones((3, 3, 8, 6)))
-
-
-def test_one_gemm_has_no_convolution_gather_or_scatter(monkeypatch):
-  monkeypatch.setattr(deconv, 'ONE_GEMM', True)
-  x = jnp.ones((1, 3, 4, 8))
-  kernel = jnp.ones((4, 4, 8, 5))
-  grad = jax.grad(lambda x, w: jnp.sum(conv_transpose_2x(x, w, 'matmul') ** 2), (0, 1))
-  text = str(jax.make_jaxpr(grad)(x, kernel))
-  for primitive in ('conv_general_dilated', 'gather', 'scatter'):
-    assert primitive not in text
-
-
-def test_one_gemm_bfloat16_keeps_dtype_and_matches_float32(monkeypatch):
-  monkeypatch.setattr(deconv, 'ONE_GEMM', True)
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 6, 16))
-  kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 16, 8))
-  got = conv_transpose_2x(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), 'matmul')
-  assert got.dtype == jnp.bfloat16
-  assert _rel(got.astype(jnp.float32), _reference(x, kernel)) < 2e-2
