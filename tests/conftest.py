@@ -1,6 +1,8 @@
 """Shared test setup: CPU only, a shared compilation cache, the optional real-data folder."""
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
@@ -36,3 +38,12 @@ def fast_compile():
   jax.config.update('jax_disable_most_optimizations', True)
   yield
   jax.config.update('jax_disable_most_optimizations', old)
+
+
+def run_module(module: str, *args, timeout: int = 600) -> subprocess.CompletedProcess:
+  """`python -m module *args` from the repository root, CPU only, output captured. Toy-sized
+  end-to-end runs: XLA's optimisation passes cost more than they save (JAX's cheap compiles)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
+             JAX_DISABLE_MOST_OPTIMIZATIONS='1')
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,18 +1,12 @@
 """`python -m jaxseg.main --config=configs/dsr.py:smoke` end to end: train (+ eval), predict."""
 import json
 import os
-import subprocess
-import sys
 
-from conftest import REPO
+from conftest import run_module
 
 
 def run_main(*args, timeout=600):
-  # Toy network: XLA's optimisation passes cost more than they save here.
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
-             JAX_DISABLE_MOST_OPTIMIZATIONS='1')
-  return subprocess.run([sys.executable, '-m', 'jaxseg.main', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout, check=False)
+  return run_module('jaxseg.main', *args, timeout=timeout)
 
 
 def test_dsr_smoke_train_then_predict(tmp_path):

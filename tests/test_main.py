@@ -7,13 +7,11 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
+from conftest import REPO, run_module
 
 
 def run_main(*args, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
-  return subprocess.run([sys.executable, '-m', 'jaxseg.main', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout, check=False)
+  return run_module('jaxseg.main', *args, timeout=timeout)
 
 
 def test_smoke_train_kill9_resume_eval_predict(tmp_path):
@@ -23,7 +21,8 @@ def test_smoke_train_kill9_resume_eval_predict(tmp_path):
             '--config.num_train_steps=40', '--config.eval_every_steps=20',
             '--config.checkpoint_every_steps=10', '--config.log_every_steps=10',
             '--config.model.msc=False']
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO),
+             JAX_DISABLE_MOST_OPTIMIZATIONS='1')  # as run_module
   proc = subprocess.Popen([sys.executable, '-m', 'jaxseg.main', *common], cwd=REPO, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   ckpt = os.path.join(workdir, 'checkpoints', '10')

@@ -1,16 +1,12 @@
 """`python -m jaxseg.main --config=configs/padnet.py:smoke` end to end: train (+ eval), predict."""
 import json
 import os
-import subprocess
-import sys
 
-from conftest import REPO
+from conftest import run_module
 
 
 def run_main(*args, timeout=900):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
-  return subprocess.run([sys.executable, '-m', 'jaxseg.main', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout, check=False)
+  return run_module('jaxseg.main', *args, timeout=timeout)
 
 
 def test_padnet_smoke_train_then_predict(tmp_path):

@@ -7,9 +7,6 @@ exactly where it belongs and keep its own 7-class ASPP, reporting the skip. The 
 build states with `jax.eval_shape` (nothing compiles); only the end-to-end run compiles.
 """
 import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -18,6 +15,7 @@ import pytest
 torch = pytest.importorskip('torch', reason='these tests save a PyTorch reference state_dict')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from conftest import run_module
 from convert.convert_helpers import torch_state_from_flax
 from convert.torch_reference import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
 from jaxseg import config_checks, methods
@@ -26,7 +24,6 @@ from jaxseg.convert import convert_flat, flatten
 from jaxseg.data import sources
 
 torch.set_num_threads(1)
-REPO = pathlib.Path(__file__).resolve().parents[2]
 FILE_CLASSES = 21
 ASPP_KEYS = [f'aspp/branch_{i}/{leaf}' for i in range(4) for leaf in ('kernel', 'bias')]
 
@@ -42,13 +39,8 @@ def smoke_config(**overrides):
   return config
 
 
-def env():
-  return dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
-
-
 def run(module, *args, timeout=600):
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env(),
-                        capture_output=True, text=True, timeout=timeout, check=False)
+  return run_module(module, *args, timeout=timeout)
 
 
 @pytest.fixture(scope='module')
