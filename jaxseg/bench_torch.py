@@ -269,12 +269,17 @@ def main():
   b = TorchDeepLabBench(a.classes, a.batch, h, w, a.what, a.depth, a.width,
                         msc_scales=(1.0, 0.75, 0.5) if a.msc else None, bn_mode=a.bn_mode,
                         channels_last=a.channels_last)
-  for _ in range(a.warmup):
-    b.step()
-  times = [b.step() for _ in range(a.steps)]
+  time_and_print(b, a.warmup, a.steps)
+
+
+def time_and_print(bench, warmup: int, steps: int) -> None:
+  """The command lines' report: `warmup` untimed steps, then the median of `steps` timed ones."""
+  for _ in range(warmup):
+    bench.step()
+  times = [bench.step() for _ in range(steps)]
   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(f'torch {b.torch.__version__} threads={b.torch.get_num_threads()} '
-        f'params={b.num_params / 1e6:.1f}M: median {statistics.median(times):.3f} s/step '
+  print(f'torch {bench.torch.__version__} threads={bench.torch.get_num_threads()} '
+        f'params={bench.num_params / 1e6:.2f}M: median {statistics.median(times):.3f} s/step '
         f'(steps {", ".join(f"{t:.3f}" for t in times)}); max RSS {rss:.0f} MB')
 
 

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import time
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -47,7 +45,7 @@ import numpy as np
 
 from jaxseg.backbones.resnet import (EXPANSION, LAYOUTS, STAGE_BLOCKS, block_dilations,
                                      stage_strides_dilations)
-from jaxseg.bench_torch import available, import_torch
+from jaxseg.bench_torch import available, import_torch, time_and_print
 from jaxseg.models.padnet import (DISTILL_INPUTS, FINAL_TASKS, INTERMEDIATE_TASKS, LOSS_TERMS,
                                   PAPER_LOSS_WEIGHTS, TASK_MODES)
 from jaxseg.heads.padnet_distillation import DISTILLATION_MODES, GATE_SOURCES
@@ -665,13 +663,7 @@ def main():
   from jaxseg.config_files import load_config  # pylint: disable=g-import-not-at-top
   b = from_config(load_config(a.config), a.what, channels_last=a.channels_last,
                   num_classes=a.classes)
-  for _ in range(a.warmup):
-    b.step()
-  times = [b.step() for _ in range(a.steps)]
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(f'torch {b.torch.__version__} threads={b.torch.get_num_threads()} '
-        f'params={b.num_params / 1e6:.2f}M: median {statistics.median(times):.3f} s/step '
-        f'(steps {", ".join(f"{t:.3f}" for t in times)}); max RSS {rss:.0f} MB')
+  time_and_print(b, a.warmup, a.steps)
 
 
 if __name__ == '__main__':

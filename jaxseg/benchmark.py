@@ -181,8 +181,8 @@ def _fit_images_to_crop(config):
   return config
 
 
-def _jax_runner(config, what: str):
-  """(timed step closure, info dict) of one compiled JAX variant."""
+def _method_state_batch(config):
+  """(validated config with images fitted to the crop, method, initial state, random batch)."""
   config = _fit_images_to_crop(config)
   config_checks.validate(config)
   meta = sources.make_source(config.dataset, 'train').meta
@@ -190,6 +190,13 @@ def _jax_runner(config, what: str):
   h, w = config.dataset.augment.crop_size
   batch = jax.device_put(random_batch(config, method, np.random.default_rng(0), h, w))
   state = jax.jit(method.init_state)(jax.random.PRNGKey(0), batch)
+  return config, method, state, batch
+
+
+def _jax_runner(config, what: str):
+  """(timed step closure, info dict) of one compiled JAX variant."""
+  config, method, state, batch = _method_state_batch(config)
+  h, w = config.dataset.augment.crop_size
   if what == 'train':
     fn = jax.jit(method.train_step, donate_argnums=(0,))
   else:
@@ -555,13 +562,7 @@ def profile_ops(config, what: str = 'train', steps: int = 1, warmup: int = 1,
   `logdir` as `<logdir>.hlo.txt`."""
   import glob  # pylint: disable=g-import-not-at-top
   import shutil  # pylint: disable=g-import-not-at-top
-  config = _fit_images_to_crop(config)
-  config_checks.validate(config)
-  meta = sources.make_source(config.dataset, 'train').meta
-  method = methods.build_method(config, meta)
-  h, w = config.dataset.augment.crop_size
-  batch = jax.device_put(random_batch(config, method, np.random.default_rng(0), h, w))
-  state = jax.jit(method.init_state)(jax.random.PRNGKey(0), batch)
+  _, method, state, batch = _method_state_batch(config)
   fn = jax.jit(method.train_step if what == 'train' else method.predict_step)
   compiled = fn.lower(state, batch).compile()
   hlo = compiled.as_text()
