@@ -47,3 +47,34 @@ def run_module(module: str, *args, timeout: int = 600) -> subprocess.CompletedPr
              JAX_DISABLE_MOST_OPTIMIZATIONS='1')
   return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def set_field(config, path: str, value) -> None:
+  """config.<path> = value for a dotted path ('model.features'), on a locked ConfigDict too."""
+  node = config
+  *parents, last = path.split('.')
+  for name in parents:
+    node = node[name]
+  with config.unlocked():
+    node[last] = value
+
+
+def np_variables(module, *args, seed=0, **kwargs):
+  """Variables with module's shapes from NumPy (no JAX RNG compile): BN scale/var 1, mean 0,
+  kernels He-normal, other parameters N(0, 0.1)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  shapes = jax.eval_shape(lambda *a: module.init(jax.random.key(0), *a, **kwargs), *args)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, s):
+    name = path[-1].key
+    if name in ('scale', 'var'):
+      return jnp.ones(s.shape, s.dtype)
+    if name == 'mean':
+      return jnp.zeros(s.shape, s.dtype)
+    scale = np.sqrt(2.0 / max(int(np.prod(s.shape[:-1])), 1)) if name == 'kernel' else 0.1
+    return jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, shapes)

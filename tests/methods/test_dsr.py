@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import set_field
 from jaxseg import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.data import pipeline, sources
@@ -186,12 +187,7 @@ def test_variant_specifics():
 ])
 def test_bad_field_is_named(path, value):
   c = smoke()
-  node = c
-  parts = path.split('.')
-  for p in parts[:-1]:
-    node = node[p]
-  with c.unlocked():
-    node[parts[-1]] = value
+  set_field(c, path, value)
   with pytest.raises(config_checks.ConfigError, match=r'config\.' + path.replace('.', r'\.')):
     config_checks.validate(c)
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import np_variables, set_field
 from jaxseg import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.data import sources, synthetic
@@ -52,20 +53,7 @@ def batch():
 
 def np_state(method, batch, seed=0) -> TrainState:
   """TrainState with BN scale/var 1, mean/bias 0, kernels He-normal (NumPy), no compile."""
-  image = jnp.asarray(batch['image'][:1])
-  shapes = jax.eval_shape(lambda: method.model.init(jax.random.key(0), image, train=False))
-  rng = np.random.default_rng(seed)
-
-  def fill(path, s):
-    name = path[-1].key
-    if name in ('scale', 'var'):
-      return jnp.ones(s.shape, s.dtype)
-    if name == 'mean':
-      return jnp.zeros(s.shape, s.dtype)
-    scale = np.sqrt(2.0 / max(int(np.prod(s.shape[:-1])), 1)) if name == 'kernel' else 0.1
-    return jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype)
-
-  v = jax.tree_util.tree_map_with_path(fill, shapes)
+  v = np_variables(method.model, jnp.asarray(batch['image'][:1]), seed=seed, train=False)
   tx = method._ensure_tx(v['params'])  # pylint: disable=protected-access
   return TrainState.create(v['params'], v['batch_stats'], tx, jax.random.key(1))
 
@@ -263,11 +251,7 @@ def test_unknown_variant_and_bad_fields():
                       ('model.features', 18), ('loss.depth_kind', 'huber'),
                       ('evaluation.max_depth', 1e-4), ('loss.contour_pos_weight', 1.5)]:
     c = load_config('configs/padnet.py:smoke')
-    node = c
-    *parts, last = path.split('.')
-    for p in parts:
-      node = node[p]
-    node[last] = value
+    set_field(c, path, value)
     with pytest.raises(config_checks.ConfigError, match=f'config.{path}='):
       config_checks.validate(c)
   c = load_config('configs/padnet.py:smoke,single_depth')

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import np_variables
 from jaxseg.heads.padnet_distillation import Distillation, concat_distillation
 from jaxseg.models.padnet import INTERMEDIATE_TASKS, DeconvBNReLU, PADNet
 
@@ -18,24 +19,6 @@ CH = {'depth': N, 'parsing': N, 'normals': N // 2, 'contours': N // 2}
 
 
 pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA compiles
-
-
-def np_variables(module, *args, seed=0, **kwargs):
-  """Variables with module's shapes: BN scale/var 1, mean/bias 0, kernels He-normal (NumPy)."""
-  shapes = jax.eval_shape(lambda *a: module.init(jax.random.key(0), *a, **kwargs), *args)
-  rng = np.random.default_rng(seed)
-
-  def fill(path, s):
-    name = path[-1].key
-    if name in ('scale', 'var'):
-      return jnp.ones(s.shape, s.dtype)
-    if name == 'mean':
-      return jnp.zeros(s.shape, s.dtype)
-    fan_in = max(int(np.prod(s.shape[:-1])), 1)
-    scale = np.sqrt(2.0 / fan_in) if name == 'kernel' else 0.1
-    return jnp.asarray(rng.normal(0.0, scale, s.shape), s.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _shapes(model, capture=False):

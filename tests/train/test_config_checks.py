@@ -1,6 +1,7 @@
 """Bad config values stop before anything compiles, with an error naming the field."""
 import pytest
 
+from conftest import set_field
 from jaxseg import config_checks
 from jaxseg.config_files import load_config
 
@@ -25,12 +26,7 @@ def smoke():
 ])
 def test_bad_field_is_named(path, value, match):
   c = smoke()
-  node = c
-  parts = path.split('.')
-  for p in parts[:-1]:
-    node = node[p]
-  with c.unlocked():
-    node[parts[-1]] = value
+  set_field(c, path, value)
   with pytest.raises(config_checks.ConfigError, match=match.replace('.', r'\.')):
     config_checks.validate(c)
 
