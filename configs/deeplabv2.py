@@ -65,7 +65,7 @@ def _cityscapes_val(num_classes: int = 19) -> dict:
 
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
-  c.method = 'segmentation'
+  c.method = 'deeplabv2'
   c.seed = 0
   c.batch_size = 4
   c.eval_batch_size = 4

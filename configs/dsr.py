@@ -29,7 +29,7 @@ Variants after ':', comma-separated and combinable (`configs/dsr.py:middlebury,x
               fed as is (no min-max normalisation): a network trained on normalised NYU maps
               sees a similar but not identical value range.
   x2, x4, x8, x16   the scale (config.dataset.augment.dsr_scale; projection kernel / stride /
-              padding from the table in jaxseg.models.dbpn.PROJECTION). Default x4.
+              padding from the table in jaxseg.methods.ctkt.dsrnet.PROJECTION). Default x4.
 Override any field with --config.<field>=<value>, e.g. --config.model.residual=True (add the
 bicubic input, DBPN --residual) or --config.model.dense=False (plain DBPN chain).
 
@@ -114,7 +114,7 @@ def get_config(arg=None):
       border=6))          # pixels cropped on each side (NYU protocol a[6:-6, 6:-6])
 
   # PMBANet (the group's code, ctkt_dsr.md §7) uses Adam 1e-4 with /10 steps at epochs 99, 199
-  # of 240; jaxseg.train.optimizers has poly / constant schedules only, so poly stands in [D].
+  # of 240; jaxseg.training.optimizers has poly / constant schedules only, so poly stands in [D].
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8,
       schedule='poly', power=0.9, warmup_steps=20, param_groups=()))

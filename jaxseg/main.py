@@ -25,7 +25,7 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or os.environ.get('JAXSEG_DISTRIBUTED') == '1':
     jax.distributed.initialize()
-  from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxseg.runner import loop  # pylint: disable=g-import-not-at-top
   logging.info('process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
                jax.local_devices())
   run = {'train': loop.train_and_evaluate, 'eval': loop.evaluate, 'predict': loop.predict}

@@ -1,11 +1,11 @@
-"""jaxseg.benchmark and jaxseg.bench_torch run end to end on the smoke config (nothing timed)."""
+"""jaxseg.bench and jaxseg.bench.torch_deeplabv2 run end to end on the smoke config (nothing timed)."""
 import math
 
 import jax
 import numpy as np
 import pytest
 
-from jaxseg import bench_torch, benchmark
+from jaxseg.bench import torch_deeplabv2 as bench_torch, benchmark
 from jaxseg.config_files import load_config
 
 BENCH_FIELDS = {'what', 'batch', 'size', 'compile_s', 'step_s', 'step_times', 'images_per_s',
@@ -127,8 +127,8 @@ def test_torch_padnet_loss_equals_jax_for_every_kind():
   """bench_torch_padnet.padnet_loss == jaxseg padnet_loss on random outputs at 1/4 resolution,
   with masked pixels, ignored labels and invalid depth, for each loss kind and resize mode."""
   torch = pytest.importorskip('torch')
-  from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
-  from jaxseg.models.padnet import padnet_loss  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
+  from jaxseg.methods.padnet.loss import padnet_loss  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
   b, h, w, k = 2, 24, 20, 5
   f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)
@@ -169,7 +169,7 @@ def test_torch_padnet_loss_equals_jax_for_every_kind():
 
 def test_torch_padnet_reference_has_the_jax_architecture():
   pytest.importorskip('torch')
-  from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
   method = _padnet_method(padnet_smoke())
   k = method.num_classes
   # C and none are stepped; the others (counts only) cover module A on branch features, the
@@ -203,7 +203,7 @@ def test_torch_padnet_reference_computes_what_jax_computes():
   predictions (the default), 36x36 input (bilinear resizes in the front-end and at the end)."""
   torch = pytest.importorskip('torch')
   from flax import traverse_util  # pylint: disable=g-import-not-at-top
-  from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
   c = padnet_smoke('C')
   method = _padnet_method(c)
   k = method.num_classes

@@ -66,27 +66,43 @@ def resize_labels(labels, size: Sequence[int]) -> jax.Array:
   return jsnn.resize_nearest(labels[..., None], size)[..., 0]
 
 
+def cross_entropy_at(logits, labels, ignore_label: int = 255, axis_name: Optional[str] = None,
+                     at_logit_resolution: bool = True, align_corners: bool = False) -> jax.Array:
+  """Mean CE of (N, h, w, K) logits against (N, H, W) labels, at one of the two resolutions.
+
+  `at_logit_resolution=True` (DeepLab v2): labels nearest-downsampled to the logits
+  (`resize_labels`); False (PSPNet, AdaptSegNet): logits bilinearly upsampled to the labels.
+  """
+  if at_logit_resolution:
+    labels = resize_labels(labels, logits.shape[1:3])
+  else:
+    logits = jsnn.resize_bilinear(logits, labels.shape[1:3], align_corners)
+  return cross_entropy(logits, labels, ignore_label, axis_name)
+
+
 def msc_cross_entropy_terms(outputs: Mapping, labels, ignore_label: int = 255,
-                            axis_name: Optional[str] = None) -> Tuple[jax.Array, ...]:
+                            axis_name: Optional[str] = None, at_logit_resolution: bool = True,
+                            align_corners: bool = False) -> Tuple[jax.Array, ...]:
   """Per-term means of the MSC loss: (fused, scale_0, scale_1, ...).
 
   Args:
     outputs: `MultiScaleInput` output dict: `logits` (N, h, w, K) max-fused at the 1.0x logit
       size, `scale_logits` a tuple of per-scale logits (N, h_s, w_s, K) at their native sizes.
     labels: (N, H, W) full-resolution labels; for each term they are nearest-downsampled
-      (`resize_labels`) to that term's logit size.
+      (`resize_labels`) to that term's logit size (the paper's rule; `at_logit_resolution=False`
+      upsamples each term's logits to the labels instead).
   """
   all_logits = (outputs['logits'],) + tuple(outputs.get('scale_logits', ()))
   return tuple(
-      cross_entropy(lg, resize_labels(labels, lg.shape[1:3]), ignore_label, axis_name)
+      cross_entropy_at(lg, labels, ignore_label, axis_name, at_logit_resolution, align_corners)
       for lg in all_logits)
 
 
 def msc_cross_entropy(outputs: Mapping, labels, ignore_label: int = 255,
-                      axis_name: Optional[str] = None) -> jax.Array:
+                      axis_name: Optional[str] = None, **resize) -> jax.Array:
   """DeepLab v2 MSC training loss: the SUM of the per-term mean cross-entropies.
 
   With scales (1.0, 0.75, 0.5) there are four terms: the fused logits and the three scales, each
   against the labels nearest-downsampled to its own logit size (no logit upsampling).
   """
-  return sum(msc_cross_entropy_terms(outputs, labels, ignore_label, axis_name))
+  return sum(msc_cross_entropy_terms(outputs, labels, ignore_label, axis_name, **resize))

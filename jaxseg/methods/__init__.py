@@ -1,10 +1,14 @@
-"""Method registry: `config.method` -> tenant class (imported lazily)."""
+"""Method registry: `config.method` -> the method's class (imported lazily).
+
+Adding a method: a package `jaxseg/methods/<name>/` (model.py, loss.py, method.py, checks.py),
+one line here and one config file `configs/<name>.py` (docs/design.md walks through it).
+"""
 import importlib
 
 METHODS = {
-    'segmentation': 'jaxseg.methods.segmentation:SegmentationMethod',
-    'padnet': 'jaxseg.methods.padnet:PadNetMethod',
-    'dsr': 'jaxseg.methods.dsr:DsrMethod',
+    'deeplabv2': 'jaxseg.methods.deeplabv2.method:DeepLabV2Method',
+    'padnet': 'jaxseg.methods.padnet.method:PadNetMethod',
+    'dsr': 'jaxseg.methods.ctkt.method:DsrMethod',
 }
 
 

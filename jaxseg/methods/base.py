@@ -1,4 +1,4 @@
-"""What a method supplies to the one train loop (`jaxseg.train.loop`).
+"""What a method supplies to the one train loop (`jaxseg.runner.loop`).
 
 A method owns its model(s), losses and pure steps; it never writes a loop, a checkpoint
 or a data loader. Steps are pure functions of (state, batch). Built with `axis_name`, the
@@ -16,7 +16,12 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxseg.train.state import TrainState
+from jaxseg import convert
+from jaxseg.convert.layouts import join
+from jaxseg.convert.load import is_flax_flat
+from jaxseg.data import transforms
+from jaxseg.training import optimizers
+from jaxseg.training.state import TrainState
 
 _COLLECTIONS = ('params', 'batch_stats')
 
@@ -64,6 +69,11 @@ class Method(abc.ABC):
   model = None
   tx = None
 
+  @staticmethod
+  def check_config(config) -> None:
+    """The method's own config checks (`jaxseg/methods/<name>/checks.py`), called by
+    `jaxseg.runner.config_checks.validate` after the common ones; raise ConfigError."""
+
   def init_state(self, rng, batch: dict) -> TrainState:
     """Initial state from a key and an example (host-local) batch; jit-able."""
     init_rng, state_rng = jax.random.split(rng)
@@ -79,7 +89,6 @@ class Method(abc.ABC):
   def _ensure_tx(self, params):
     """The optax transformation for `params` (built once; steps may run before init_state)."""
     if self.tx is None:
-      from jaxseg.train import optimizers  # pylint: disable=g-import-not-at-top
       self.tx = optimizers.make_optimizer(self.config.optimizer, params,
                                           self.config.num_train_steps)
     return self.tx
@@ -159,9 +168,6 @@ class Method(abc.ABC):
     are zeros that do not depend on the parameter values). The report is kept in
     ``self.pretrained_report``.
     """
-    from jaxseg import convert  # pylint: disable=g-import-not-at-top
-    from jaxseg.convert.layouts import join  # pylint: disable=g-import-not-at-top
-    from jaxseg.convert.load import is_flax_flat  # pylint: disable=g-import-not-at-top
     name = os.fspath(path)
     layout = self.config.get('init_layout', None) or None
     source = convert.read_weights(name)  # read once: the prefix depends on its keys
@@ -198,10 +204,8 @@ class Method(abc.ABC):
                                     'batch_stats', loaded))
 
   def train_transform(self) -> Callable:
-    from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
     return transforms.make_train_transform(self.config.dataset.augment, self.batch_keys)
 
   def eval_transform(self) -> Callable:
-    from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
     return transforms.make_eval_transform(self.config.dataset.augment,
                                           tuple(self.batch_keys) + ())

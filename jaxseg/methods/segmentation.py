@@ -1,10 +1,12 @@
-"""Supervised semantic segmentation tenant: DeepLab v2 (MSC) and, later, PSPNet.
+"""Shared supervised semantic segmentation: the eval / predict half every segmentation method
+uses (DeepLab v2, PSPNet, AdaptSegNet's target evaluation) and a cross-entropy train step.
 
-Loss: cross-entropy with ignore, averaged over valid pixels of the global batch. With
-`loss.at_logit_resolution` (DeepLab v2) labels are nearest-downsampled to the logits;
-otherwise logits are upsampled bilinearly to the labels (PSPNet). MSC models add one term
-per scale plus the fused logits (4 terms). Evaluation upsamples logits to the label size and
-accumulates one confusion matrix over the whole split.
+A subclass supplies `build_model(config, num_classes, axis_name)` and, where its loss is not
+plain CE (+ auxiliary), `loss(outputs, labels)`. Loss: cross-entropy with ignore, averaged over
+valid pixels of the global batch; with `config.loss.at_logit_resolution` (DeepLab v2) labels are
+nearest-downsampled to the logits, otherwise logits are upsampled bilinearly to the labels.
+Evaluation upsamples logits to the label size and accumulates one confusion matrix over the
+whole split.
 """
 import jax
 import jax.numpy as jnp
@@ -14,12 +16,11 @@ from jaxseg import viz
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.methods.base import Method
 from jaxseg.metrics import segmentation as seg_metrics
-from jaxseg.models.registry import build_segmentation_model
 from jaxseg.nn import resize_bilinear
 
 
 class SegmentationMethod(Method):
-  """DeepLab v2 / PSPNet-style single-network segmentation."""
+  """Single-network segmentation: model outputs {'logits' (B, h, w, K), ...extras}."""
 
   batch_keys = ('image', 'label')
 
@@ -27,31 +28,25 @@ class SegmentationMethod(Method):
     super().__init__(config, meta, axis_name)
     self.num_classes = meta['num_classes']
     self.ignore_label = meta.get('ignore_label', 255)
-    self.model = build_segmentation_model(config.model, self.num_classes, axis_name)
+    self.model = self.build_model(config, self.num_classes, axis_name)
     self.align_corners = config.model.align_corners
     self.tx = None
 
-  # -- state ------------------------------------------------------------------------------
+  def build_model(self, config, num_classes: int, axis_name):
+    """The Flax module from `config.model` (subclasses)."""
+    raise NotImplementedError
 
   # -- losses -----------------------------------------------------------------------------
   def _ce(self, logits, labels):
-    if self.config.loss.at_logit_resolution:
-      labels = seg_losses.resize_labels(labels, logits.shape[1:3])
-    else:
-      logits = resize_bilinear(logits, labels.shape[1:3], self.align_corners)
-    return seg_losses.cross_entropy(logits, labels, self.ignore_label, self.axis_name)
+    return seg_losses.cross_entropy_at(
+        logits, labels, self.ignore_label, self.axis_name,
+        at_logit_resolution=self.config.loss.at_logit_resolution,
+        align_corners=self.align_corners)
 
   def loss(self, outputs, labels):
     """-> (total loss, dict of terms). Each term is a global mean over valid pixels."""
-    terms = {}
-    if 'scale_logits' in outputs:
-      for s, logits in zip(self.config.model.msc_scales, outputs['scale_logits']):
-        terms[f'ce_scale{s:g}'] = self._ce(logits, labels)
-      terms['ce_fused'] = self._ce(outputs['logits'], labels)
-      total = sum(terms.values())
-    else:
-      terms['ce'] = self._ce(outputs['logits'], labels)
-      total = terms['ce']
+    terms = {'ce': self._ce(outputs['logits'], labels)}
+    total = terms['ce']
     if 'aux_logits' in outputs and self.config.loss.get('aux_weight', 0.0):
       terms['ce_aux'] = self._ce(outputs['aux_logits'], labels)
       total = total + self.config.loss.aux_weight * terms['ce_aux']

@@ -9,7 +9,7 @@ and computes the weight gradient as float32-accumulated GEMMs contracting M = N*
   convolution); weight gradient is one matmul.
 - KxK kernels: 'im2col' (the K*K shifted windows concatenated along channels into one
   (M, K*K*Cin) patch matrix, one matmul) or 'per_tap' (K*K matmuls, no patch buffer).
-  `python -m jaxseg.bench_conv` compares them with XLA.
+  `python -m jaxseg.bench.conv` compares them with XLA.
 - Stride-1 KxK kernels: 'gshift' (the default there): one matmul of the input (M_in, Cin) with
   the K*K shifted copies of the output gradient (M_in, K*K*Cout); only the gradient is sliced.
 - Narrow KxK kernels (stride 1, K*K*Cout <= Cin / NARROW_MIN_RATIO, e.g. DeepLab's ASPP: 3x3,

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jaxseg.nn.conv import DIMENSION_NUMBERS, conv2d, he_normal_fan_out
 
 # False: lax.conv_transpose on the zero-dilated input (XLA's own), for A/B benchmarks only:
-# `python -m jaxseg.benchmark ... --patch='jaxseg.nn.deconv.SUBPIXEL=False'`.
+# `python -m jaxseg.bench ... --patch='jaxseg.nn.deconv.SUBPIXEL=False'`.
 SUBPIXEL = True
 
 

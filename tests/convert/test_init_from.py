@@ -18,7 +18,8 @@ torch = pytest.importorskip('torch', reason='these tests save a PyTorch referenc
 from conftest import run_module
 from convert.convert_helpers import torch_state_from_flax
 from convert.torch_reference import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
-from jaxseg import config_checks, methods
+from jaxseg import methods
+from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.convert import convert_flat, flatten
 from jaxseg.data import sources

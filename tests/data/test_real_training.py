@@ -6,8 +6,8 @@ import os
 import pytest
 
 from jaxseg.config_files import load_config
-from jaxseg.train import loop
-from jaxseg.train.checkpoint import Checkpointer
+from jaxseg.runner import loop
+from jaxseg.training.checkpoint import Checkpointer
 
 from data.formats import test_cityscapes, test_middlebury, test_nyuv2
 

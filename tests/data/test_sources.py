@@ -103,7 +103,7 @@ def test_pipeline_over_a_prepared_source(city):
 
 @pytest.mark.parametrize('variant', ['voc', 'cityscapes', 'ade20k', 'gta5', 'synthia'])
 def test_deeplabv2_dataset_variants_validate(variant, tmp_path):
-  from jaxseg import config_checks  # pylint: disable=g-import-not-at-top
+  from jaxseg.runner import config_checks  # pylint: disable=g-import-not-at-top
   from jaxseg.config_files import load_config  # pylint: disable=g-import-not-at-top
   c = load_config(f'configs/deeplabv2.py:{variant}')
   config_checks.validate(c)

@@ -11,7 +11,7 @@ from jaxseg.losses.contours import balanced_bce, balanced_bce_sum, contour_pos_w
 from jaxseg.losses.depth import depth_loss, depth_loss_sum, match_resolution
 from jaxseg.losses.normals import normals_loss, normals_loss_sum
 from jaxseg.losses.segmentation import cross_entropy
-from jaxseg.models.padnet import PAPER_LOSS_WEIGHTS, SURVEY_NYUD_LOSS_WEIGHTS, padnet_loss
+from jaxseg.methods.padnet.loss import PAPER_LOSS_WEIGHTS, SURVEY_NYUD_LOSS_WEIGHTS, padnet_loss
 
 f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
 

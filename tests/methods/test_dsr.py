@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import set_field
-from jaxseg import config_checks
+from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.data import pipeline, sources
 from jaxseg.methods import build_method
-from jaxseg.methods.dsr import (DsrMethod, border_mask, dsr_loss_sum, error_sums,
-                                summarize_errors, to_units)
+from jaxseg.methods.ctkt.loss import dsr_loss_sum
+from jaxseg.methods.ctkt.metrics import border_mask, error_sums, summarize_errors, to_units
+from jaxseg.methods.ctkt.method import DsrMethod
 from jaxseg.losses.reduce import global_mean
 
 

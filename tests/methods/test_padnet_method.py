@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import np_variables, set_field
-from jaxseg import config_checks
+from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.data import sources, synthetic
 from jaxseg.data.sources import SOURCES
 from jaxseg.methods import build_method
-from jaxseg.methods.padnet import PadNetMethod, fast_init
-from jaxseg.train.state import TrainState
+from jaxseg.methods.padnet.method import PadNetMethod, fast_init
+from jaxseg.training.state import TrainState
 
 B, H, W = 4, 33, 33
 TINY = dict(depth=14, width=8, features=16, aggregate_features=8)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxseg.models.dbpn import (PROJECTION, DownProjection, DSRNet, UpProjection,
+from jaxseg.methods.ctkt.dsrnet import (PROJECTION, DownProjection, DSRNet, UpProjection,
                                 bicubic_upsample, conv_transpose)
 
 DN = ('NHWC', 'HWIO', 'NHWC')

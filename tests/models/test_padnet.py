@@ -11,7 +11,7 @@ import pytest
 
 from conftest import np_variables
 from jaxseg.heads.padnet_distillation import Distillation, concat_distillation
-from jaxseg.models.padnet import INTERMEDIATE_TASKS, DeconvBNReLU, PADNet
+from jaxseg.methods.padnet.model import INTERMEDIATE_TASKS, DeconvBNReLU, PADNet
 
 B, H, W, K, N = 2, 64, 64, 5, 16
 TINY = dict(num_classes=K, features=N, backbone_depth=14, backbone_width=8, aggregate_features=8)
@@ -234,7 +234,7 @@ def test_gate_source_variants():
 
 def test_padnet_loss_on_model_outputs_traces():
   """Loss and gradient shapes through the whole model (traced only, nothing compiled)."""
-  from jaxseg.models.padnet import padnet_loss
+  from jaxseg.methods.padnet.loss import padnet_loss
   model = PADNet(**TINY, distillation='C', gate_source='source')
   sds = jax.ShapeDtypeStruct
   x = sds((B, H, W, 3), jnp.float32)

@@ -1,6 +1,6 @@
 """PyTorch reference of jaxseg's DeepLab v2 for side-by-side step timing (issue 6).
 
-  python -m jaxseg.bench_torch --depth=101 --batch=2 --size=321 [--msc] [--what=predict]
+  python -m jaxseg.bench.torch_deeplabv2 --depth=101 --batch=2 --size=321 [--msc] [--what=predict]
 
 The network has the architecture and arithmetic of `jaxseg.models.deeplabv2` (the same as
 tests/convert/torch_reference.py, which the weight-import tests verify against jaxseg): caffe-layout
@@ -15,7 +15,7 @@ no gradient for its affine parameters (jaxseg's 'frozen_affine' is timed as 'tra
 
 PyTorch is optional for jaxseg: this module imports it lazily; `available()` says whether it can.
 `supports(config)` / `from_config(config, ...)` also answer for PAD-Net configs
-(`config.method == 'padnet'`), whose reference is `jaxseg.bench_torch_padnet`.
+(`config.method == 'padnet'`), whose reference is `jaxseg.bench.torch_padnet`.
 """
 from __future__ import annotations
 
@@ -51,13 +51,13 @@ def import_torch():
 def supports(config) -> Optional[str]:
   """None when `config` has a PyTorch reference here, else the reason why not."""
   if config.get('method', None) == 'padnet':
-    from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+    from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
     return bench_torch_padnet.supports(config)
   if not available():
     return 'PyTorch is not installed'
   model = config.get('model', {})
   name = model.get('name', None)
-  if config.get('method', None) != 'segmentation' or name not in KNOWN_MODELS:
+  if config.get('method', None) != 'deeplabv2' or name not in KNOWN_MODELS:
     return f'no PyTorch reference for method {config.get("method")!r} / model {name!r}'
   if model.get('layout', 'caffe') != 'caffe' or model.get('output_stride', 8) != 8:
     return 'the PyTorch reference is the caffe layout at output stride 8 only'
@@ -228,9 +228,9 @@ class TorchDeepLabBench:
 def from_config(config, what: str = 'train', channels_last: bool = False,
                 threads: Optional[int] = None, num_classes: Optional[int] = None):
   """A `TorchDeepLabBench` for a jaxseg DeepLab v2 config (see `supports`); for a PAD-Net config
-  a `jaxseg.bench_torch_padnet.TorchPADNetBench`."""
+  a `jaxseg.bench.torch_padnet.TorchPADNetBench`."""
   if config.get('method', None) == 'padnet':
-    from jaxseg import bench_torch_padnet  # pylint: disable=g-import-not-at-top
+    from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
     return bench_torch_padnet.from_config(config, what, channels_last=channels_last,
                                           threads=threads, num_classes=num_classes)
   why = supports(config)

@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import set_field
-from jaxseg import config_checks
+from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 
 
@@ -41,7 +41,7 @@ def test_bad_param_group_regex_is_named():
 @pytest.mark.parametrize('arg', [None, 'smoke', 'voc'])
 def test_configs_build(arg):
   c = load_config('configs/deeplabv2.py' + (f':{arg}' if arg else ''))
-  assert c.model.name == 'deeplabv2' and c.method == 'segmentation'
+  assert c.model.name == 'deeplabv2' and c.method == 'deeplabv2'
   for field in ('seed', 'batch_size', 'num_train_steps', 'log_every_steps', 'eval_every_steps',
                 'checkpoint_every_steps', 'dataset', 'model', 'optimizer'):
     assert field in c

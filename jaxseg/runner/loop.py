@@ -8,8 +8,6 @@ A method (jaxseg.methods) supplies model, losses and pure steps; this module own
 the input pipeline, checkpoints, metric writing and the progress line.
 """
 import dataclasses
-import json
-import math
 import os
 import time
 
@@ -17,13 +15,14 @@ import jax
 import numpy as np
 from absl import logging
 
-from jaxseg import config_checks, methods, viz
+from jaxseg import methods, viz
+from jaxseg.runner import config_checks
 from jaxseg.methods.base import Method
 from jaxseg.data import pipeline, sources
-from jaxseg.train import parallel
-from jaxseg.train.checkpoint import Checkpointer
-from jaxseg.train.progress import Progress, format_duration
-from jaxseg.train.writer import MetricWriter
+from jaxseg.training import parallel
+from jaxseg.training.checkpoint import Checkpointer
+from jaxseg.training.progress import Progress
+from jaxseg.training.writer import MetricWriter
 
 
 class NonFiniteLossError(FloatingPointError):

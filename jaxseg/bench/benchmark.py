@@ -2,15 +2,15 @@
 
 One variant (the config as given):
 
-  python -m jaxseg.benchmark --config=configs/deeplabv2.py --config.batch_size=2 \
+  python -m jaxseg.bench --config=configs/deeplabv2.py --config.batch_size=2 \
       --config.dataset.augment.crop_size=321,321 --config.model.msc=False
 
 A table of variants (every combination of --conv_impls x --dtypes), the PyTorch reference of the
-same architecture (`jaxseg.bench_torch`, when PyTorch is installed and the model has one) and the
+same architecture (`jaxseg.bench.torch_deeplabv2`, when PyTorch is installed and the model has one) and the
 machine's float32 matmul peak, all measured in ONE process with their steps interleaved round by
 round, so that load changes on a shared machine hit every row alike:
 
-  python -m jaxseg.benchmark --config=configs/deeplabv2.py --config.model.depth=101 \
+  python -m jaxseg.bench --config=configs/deeplabv2.py --config.model.depth=101 \
       --config.batch_size=2 --config.dataset.augment.crop_size=321,321 --config.model.msc=False \
       --conv_impls=xla,matmul --compare_torch --steps=3 --warmup=1
 
@@ -47,7 +47,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseg import config_checks, methods
+from jaxseg import methods
+from jaxseg.runner import config_checks
 from jaxseg.data import sources
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
@@ -239,7 +240,7 @@ def _matmul_peak_runner(n: int = PEAK_N):
 
 def _torch_matmul_peak_runner(n: int = PEAK_N):
   """Like `_matmul_peak_runner` with torch.mm (oneDNN/MKL), for reference."""
-  from jaxseg import bench_torch  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench import torch_deeplabv2 as bench_torch  # pylint: disable=g-import-not-at-top
   torch = bench_torch.import_torch()
   a, b = torch.randn(n, n), torch.randn(n, n)
   torch.mm(a, b)
@@ -377,7 +378,7 @@ def compare(configs: Sequence[Any], what: str = 'train', steps: int = 3, warmup:
     timers.append(_Timed(name, step))
   torch_note = None
   if compare_torch:
-    from jaxseg import bench_torch  # pylint: disable=g-import-not-at-top
+    from jaxseg.bench import torch_deeplabv2 as bench_torch  # pylint: disable=g-import-not-at-top
     torch_note = bench_torch.supports(configs[0])
     if torch_note is None:
       log('building the PyTorch reference')
@@ -473,7 +474,7 @@ def format_result(r: dict) -> str:
 
 
 def env_ab(argv_flags: Sequence[str], assignments: str, rounds: int) -> dict:
-  """Runs `python -m jaxseg.benchmark --single ...` alternately with and without `assignments`
+  """Runs `python -m jaxseg.bench --single ...` alternately with and without `assignments`
   (e.g. 'MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0'), `rounds` times each; returns per-arm results."""
   extra = dict(a.split('=', 1) for a in assignments.split())
   arms = {'with': [], 'without': []}
@@ -481,7 +482,7 @@ def env_ab(argv_flags: Sequence[str], assignments: str, rounds: int) -> dict:
   for _ in range(rounds):
     for arm in ('with', 'without'):
       env = dict(base_env, **extra) if arm == 'with' else dict(base_env)
-      out = subprocess.run([sys.executable, '-m', 'jaxseg.benchmark', '--single', *argv_flags],
+      out = subprocess.run([sys.executable, '-m', 'jaxseg.bench', '--single', *argv_flags],
                            env=env, capture_output=True, text=True, check=True)
       res = json.loads(out.stdout.strip().splitlines()[-1])
       print(f"{arm:>8}: step {res['step_s']:.3f} s {res['step_times']} compile "

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxseg.train import optimizers as opt
+from jaxseg.training import optimizers as opt
 
 
 def fake_deeplab_params():

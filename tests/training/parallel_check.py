@@ -12,7 +12,7 @@ import numpy as np
 from jaxseg.config_files import load_config
 from jaxseg.data import pipeline, sources
 from jaxseg.methods import build_method
-from jaxseg.train import parallel
+from jaxseg.training import parallel
 
 
 def rel_err(a, b):

@@ -1,6 +1,6 @@
 """PAD-Net tenant: multi-task depth + scene parsing with multi-modal distillation (issue 3).
 
-Model `jaxseg.models.padnet.PADNet` built from `config.model`; loss `padnet_loss` (L1..L6) with
+Model `jaxseg.methods.padnet.model.PADNet` built from `config.model`; loss `padnet_loss` (L1..L6) with
 `config.loss` weights and kinds, a global mean over the valid pixels of the global batch.
 Evaluation (all NHWC / NHW, sums over the whole split, `batch['mask']` honoured):
   parsing   confusion matrix of the final logits upsampled (bilinear) to the label size;
@@ -19,70 +19,18 @@ from jaxseg.metrics import contours as contour_metrics
 from jaxseg.metrics import depth as depth_metrics
 from jaxseg.metrics import normals as normal_metrics
 from jaxseg.metrics import segmentation as seg_metrics
-from jaxseg.models.padnet import PADNet, padnet_loss
-from jaxseg.models.registry import compute_dtype
+from jaxseg.methods.padnet import checks
+from jaxseg.methods.padnet.loss import padnet_loss
+from jaxseg.methods.padnet.model import build_model, evaluated_tasks, fast_init
 from jaxseg.nn import resize_bilinear
 
 DEPTH_KEYS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
 
 
-def build_model(model_cfg, num_classes: int, axis_name=None) -> PADNet:
-  """`config.model` -> PADNet (`depth`/`width` are the ResNet's, as in every jaxseg config)."""
-  m = model_cfg
-  return PADNet(
-      num_classes=num_classes, tasks=m.tasks, distillation=m.distillation,
-      gate_source=m.gate_source, distill_input=m.distill_input, features=m.features,
-      backbone_depth=m.depth, backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
-      output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
-      head_bn_mode=m.head_bn_mode, bn_axis_name=axis_name,
-      aggregate_layers=tuple(m.aggregate_layers), aggregate_features=m.aggregate_features,
-      deconv_kernel=m.deconv_kernel, align_corners=m.align_corners,
-      conv_impl=m.get('conv_impl', 'xla'), dtype=compute_dtype(m))
-
-
-# Flax variance_scaling('normal') draws a [-2, 2] truncated normal divided by its std.
-_TRUNC_STD = 0.87962566103423978
-_CONSTANTS = {'bias': 0.0, 'scale': 1.0, 'mean': 0.0, 'var': 1.0}
-
-
-def fast_init(module, rng, image):
-  """`module.init(rng, image, train=False)`'s variables, drawn in one random op.
-
-  Every PADNet parameter is a conv / deconv `kernel` (kh, kw, C_in, C_out) with He-normal
-  fan-out init (`jaxseg.nn.he_normal_fan_out`: truncated normal, std sqrt(2 / (kh kw C_out))),
-  a zero `bias`, or BatchNorm `scale` 1 / `bias` 0 / `mean` 0 / `var` 1. Drawing all kernels as
-  slices of one truncated-normal vector gives the same distribution as the per-layer
-  initializers, but compiles in seconds instead of minutes on CPU (threefry is unrolled once per
-  parameter). Trees with any other leaf fall back to `module.init`.
-  """
-  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), image, train=False))
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
-  names = [str(getattr(path[-1], 'key', '')) for path, _ in leaves]
-  if any(n not in _CONSTANTS and not (n == 'kernel' and s.ndim >= 2)
-         for n, (_, s) in zip(names, leaves)):
-    return module.init(rng, image, train=False)
-  sizes = [int(np.prod(s.shape)) if n == 'kernel' else 0 for n, (_, s) in zip(names, leaves)]
-  draw = jax.random.truncated_normal(rng, -2.0, 2.0, (max(sum(sizes), 1),), jnp.float32)
-  chunks = jnp.split(draw, np.cumsum(sizes)[:-1])
-  out = []
-  for name, (_, s), chunk in zip(names, leaves, chunks):
-    if name == 'kernel':
-      fan_out = int(np.prod(s.shape[:-2])) * s.shape[-1]
-      std = np.sqrt(2.0 / fan_out) / _TRUNC_STD
-      out.append((chunk * std).reshape(s.shape).astype(s.dtype))
-    else:
-      out.append(jnp.full(s.shape, _CONSTANTS[name], s.dtype))
-  return jax.tree_util.tree_unflatten(treedef, out)
-
-
-def evaluated_tasks(tasks: str) -> tuple:
-  """Tasks whose metrics a model variant produces."""
-  return {'multitask': ('parsing', 'depth', 'normals', 'contours'), 'depth': ('depth',),
-          'parsing': ('parsing',), 'depth_parsing': ('parsing', 'depth')}[tasks]
-
-
 class PadNetMethod(Method):
   """PAD-Net and its ablations (single-task, direct multi-task, modules A / B / C)."""
+
+  check_config = staticmethod(checks.check_config)
 
   batch_keys = ('image', 'label', 'depth', 'normals', 'contours', 'valid')
 

@@ -10,7 +10,7 @@ from conftest import REPO
 def test_jit_mesh_pmap_and_single_device_agree():
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
              JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
-  out = subprocess.run([sys.executable, str(REPO / 'tests/train/parallel_check.py')], env=env,
+  out = subprocess.run([sys.executable, str(REPO / 'tests/training/parallel_check.py')], env=env,
                        capture_output=True, text=True, timeout=900, check=False)
   assert out.returncode == 0, out.stderr[-4000:]
   r = json.loads(out.stdout.strip().splitlines()[-1])

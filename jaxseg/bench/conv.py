@@ -1,6 +1,6 @@
 """Micro-benchmark: XLA convolutions vs `conv2d_matmul_wgrad` on dilated-ResNet shapes.
 
-  python -m jaxseg.bench_conv [--reps 7] [--batch 2] [--only stem]
+  python -m jaxseg.bench.conv [--reps 7] [--batch 2] [--only stem]
 
 Times (median ms over --reps runs after compile and warm-up, `block_until_ready`) the forward,
 the input gradient and the weight gradient of each convolution, each compiled on its own with

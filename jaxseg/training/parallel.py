@@ -3,7 +3,7 @@
 Steps are written once as pure functions `step(state, batch) -> (state, out)`. Under
 `jax.jit` over the mesh the batch is sharded on `data` and XLA inserts the collectives;
 under `jax.pmap` the method was built with an `axis_name` and reduces with psum/pmean
-itself. Both give the same numbers as one device (tests/train/test_parallel.py).
+itself. Both give the same numbers as one device (tests/training/test_parallel.py).
 """
 import functools
 from typing import Callable

@@ -1,10 +1,10 @@
 """PyTorch reference of jaxseg's PAD-Net for side-by-side step timing (issue 6).
 
-  python -m jaxseg.bench_torch_padnet --config=configs/padnet.py [--what=predict] [--steps=5]
+  python -m jaxseg.bench.torch_padnet --config=configs/padnet.py [--what=predict] [--steps=5]
 
-`jaxseg.benchmark` times it next to the JAX step (`bench_torch.supports` / `from_config` dispatch
+`jaxseg.bench` times it next to the JAX step (`bench_torch.supports` / `from_config` dispatch
 here for `config.method == 'padnet'`). The network has the architecture and arithmetic of
-`jaxseg.models.padnet.PADNet` for the config given, with the same module names (so that
+`jaxseg.methods.padnet.model.PADNet` for the config given, with the same module names (so that
 `load_flax_variables` copies a Flax variables tree into it 1:1; tests/test_benchmark.py checks
 the parameter count and the outputs against JAX):
   front-end   bottleneck ResNet (jaxseg.backbones.resnet): 'pytorch' (stride on the 3x3) or
@@ -26,13 +26,13 @@ gradient, 'frozen_affine' = batch statistics and no affine gradient, as jaxseg.n
 parsing cross-entropy with ignore; predictions bilinearly upsampled to the labels or labels
 nearest-downsampled, `config.loss.resize`) with `config.loss.weights`, backward, and the
 optimizer of `config.optimizer` (torch SGD with momentum / Adam with L2 weight decay / AdamW, as
-`jaxseg.train.optimizers`). Learning-rate schedules, parameter groups' lr_mult / weight_decay and
+`jaxseg.training.optimizers`). Learning-rate schedules, parameter groups' lr_mult / weight_decay and
 the gradient-norm metric are not mirrored (they cost nothing measurable). Inference: forward in
 eval mode, then what `PadNetMethod.predict_step` returns: the final logits upsampled and argmaxed,
 the final depth, and for the full multi-task model the upsampled unit normals and contour
 probabilities of the intermediate predictions.
 
-PyTorch is optional for jaxseg: it is imported lazily (`jaxseg.bench_torch.import_torch`).
+PyTorch is optional for jaxseg: it is imported lazily (`jaxseg.bench.torch_deeplabv2.import_torch`).
 """
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ import numpy as np
 
 from jaxseg.backbones.resnet import (EXPANSION, LAYOUTS, STAGE_BLOCKS, block_dilations,
                                      stage_strides_dilations)
-from jaxseg.bench_torch import available, import_torch, time_and_print
-from jaxseg.models.padnet import (DISTILL_INPUTS, FINAL_TASKS, INTERMEDIATE_TASKS, LOSS_TERMS,
-                                  PAPER_LOSS_WEIGHTS, TASK_MODES)
+from jaxseg.bench.torch_deeplabv2 import available, import_torch, time_and_print
+from jaxseg.methods.padnet.loss import LOSS_TERMS, PAPER_LOSS_WEIGHTS
+from jaxseg.methods.padnet.model import DISTILL_INPUTS, FINAL_TASKS, INTERMEDIATE_TASKS, TASK_MODES
 from jaxseg.heads.padnet_distillation import DISTILLATION_MODES, GATE_SOURCES
 from jaxseg.nn.norm import BN_MODES
 
@@ -105,7 +105,7 @@ def build_padnet(num_classes: int, tasks: str = 'multitask', distillation: str =
                  aggregate_layers: Sequence[str] = ('layer1', 'layer2', 'layer3'),
                  aggregate_features: int = 256, deconv_kernel: int = 4,
                  align_corners: bool = False):
-  """The PAD-Net torch module (arguments as `jaxseg.models.padnet.PADNet`'s fields).
+  """The PAD-Net torch module (arguments as `jaxseg.methods.padnet.model.PADNet`'s fields).
 
   `forward(image NCHW)` returns jaxseg's output dict in NCHW / NHW: 'logits' (B, K, H, W),
   'depth' (B, H, W) and, multi-task, 'intermediate' {'depth' (B, h, w), 'normals' (B, 3, h, w),
@@ -392,7 +392,7 @@ def load_flax_variables(model, variables: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Loss: jaxseg.models.padnet.padnet_loss with NCHW / NHW tensors.
+# Loss: jaxseg.methods.padnet.model.padnet_loss with NCHW / NHW tensors.
 
 def _match(pred, targets, resize: str, align_corners: bool):
   """`jaxseg.losses.depth.match_resolution`: pred (B, C, h, w); targets (B, H, W) / (B, C, H, W)."""

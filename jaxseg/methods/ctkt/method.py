@@ -1,6 +1,6 @@
 """Depth super-resolution tenant: supervised DSRNet (depth-only D-DBPN), CTKT's first piece.
 
-No DENet, no distillation yet (ctkt_dsr.md §1.1-§2, §6-§8). Model `jaxseg.models.dbpn.DSRNet`
+No DENet, no distillation yet (ctkt_dsr.md §1.1-§2, §6-§8). Model `jaxseg.methods.ctkt.dsrnet.DSRNet`
 from `config.model`; the scale is `config.dataset.augment.dsr_scale` (the recipe's).
 
 Batch (the 'dsr' recipe, `jaxseg.data.recipes`; NumPy, NHW unless noted):
@@ -37,92 +37,20 @@ import numpy as np
 from jaxseg import viz
 from jaxseg.losses.reduce import global_mean
 from jaxseg.methods.base import Method
-from jaxseg.models.dbpn import bicubic_upsample, build_dsrnet
-from jaxseg.models.registry import compute_dtype
+from jaxseg.methods.ctkt import checks
+from jaxseg.methods.ctkt.loss import dsr_loss_sum
+from jaxseg.methods.ctkt.metrics import border_mask, error_sums, summarize_errors, to_units
+from jaxseg.methods.ctkt.dsrnet import bicubic_upsample, build_dsrnet
+from jaxseg.nn.precision import compute_dtype
 from jaxseg.nn import resize_bilinear
 
-LOSS_KINDS = ('l1', 'l2')
-LR_UP_SOURCES = ('pipeline', 'jax')
-PROTOCOLS = ('nyu', 'middlebury')
 MIN_PANEL_HEIGHT = 128  # render: panels of smaller maps are zoomed (nearest) to this
-
-
-def dsr_loss_sum(pred, target, valid=None, kind: str = 'l1'):
-  """Masked per-pixel error of a depth map: (sum over valid pixels, number of valid pixels).
-
-  Args:
-    pred: (B, H, W) or (B, H, W, 1) prediction.
-    target: (B, H, W) HR target; non-finite values are invalid (zero is a valid value: min-max
-      normalised depth has its minimum at 0).
-    valid: optional (B, H, W) bool; False pixels contribute nothing (exactly zero gradient).
-    kind: 'l1' (absolute error, ctkt_dsr.md §6) or 'l2' (squared error).
-  Returns:
-    (sum, count) float32 scalars; divide with `jaxseg.losses.reduce.global_mean`.
-  """
-  if kind not in LOSS_KINDS:
-    raise ValueError(f'kind must be one of {LOSS_KINDS}, got {kind!r}')
-  if pred.ndim == 4:
-    pred = pred[..., 0]
-  target = target.astype(jnp.float32)
-  ok = jnp.isfinite(target)
-  if valid is not None:
-    ok &= valid.astype(bool)
-  err = pred.astype(jnp.float32) - jnp.where(ok, target, 0.0)
-  per = jnp.abs(err) if kind == 'l1' else jnp.square(err)
-  return jnp.sum(jnp.where(ok, per, 0.0)), jnp.sum(ok, dtype=jnp.float32)
-
-
-def border_mask(height: int, width: int, border: int) -> np.ndarray:
-  """(H, W) bool, False on `border` pixels along every edge (NYU protocol `a[6:-6, 6:-6]`)."""
-  m = np.zeros((height, width), bool)
-  m[border:height - border, border:width - border] = True
-  return m
-
-
-def error_sums(pred, target, ok):
-  """Additive RMSE / MAD sums of (B, H, W) maps over the `ok` pixels.
-
-  Returns float32 'sq_err', 'abs_err' (pixel sums), int32 'count' (pixels), float32
-  'image_rmse', 'image_mad' (sums over images of each image's RMSE / MAD) and int32 'images'
-  (images with at least one pixel).
-  """
-  err = jnp.where(ok, pred.astype(jnp.float32) - target.astype(jnp.float32), 0.0)
-  n = jnp.sum(ok, axis=(1, 2), dtype=jnp.int32)
-  sq = jnp.sum(jnp.square(err), axis=(1, 2))
-  ab = jnp.sum(jnp.abs(err), axis=(1, 2))
-  has = n > 0
-  nf = jnp.maximum(n, 1).astype(jnp.float32)
-  return {'sq_err': jnp.sum(sq), 'abs_err': jnp.sum(ab), 'count': jnp.sum(n),
-          'image_rmse': jnp.sum(jnp.where(has, jnp.sqrt(sq / nf), 0.0)),
-          'image_mad': jnp.sum(jnp.where(has, ab / nf, 0.0)),
-          'images': jnp.sum(has, dtype=jnp.int32)}
-
-
-def summarize_errors(sums) -> dict:
-  """`error_sums` totals -> {'rmse', 'mad' (per-image means), 'rmse_pixel', 'mad_pixel',
-  'count', 'images'} as floats."""
-  s = {k: float(np.asarray(v, np.float64)) for k, v in sums.items()}
-  n, m = max(s['count'], 1.0), max(s['images'], 1.0)
-  return {'rmse': s['image_rmse'] / m, 'mad': s['image_mad'] / m,
-          'rmse_pixel': float(np.sqrt(s['sq_err'] / n)), 'mad_pixel': s['abs_err'] / n,
-          'count': s['count'], 'images': s['images']}
-
-
-def to_units(values, minmax, denormalize: bool, units_scale: float):
-  """(B, H, W) values in the recipe's space -> reporting units (jnp or np).
-
-  denormalize: v * (max - min) + min with `minmax` (B, 2) (the 'nyu' protocol's per-image
-  min-max normalisation undone); then times `units_scale`.
-  """
-  xp = jnp if isinstance(values, jax.Array) else np
-  if denormalize:
-    lo, hi = minmax[:, 0][:, None, None], minmax[:, 1][:, None, None]
-    values = values * (hi - lo) + lo
-  return values * xp.float32(units_scale)
 
 
 class DsrMethod(Method):
   """Supervised depth SR with DSRNet (D-DBPN); see the module docstring."""
+
+  check_config = staticmethod(checks.check_config)
 
   def __init__(self, config, meta, axis_name=None):
     super().__init__(config, meta, axis_name)

@@ -19,25 +19,23 @@ Final outputs are resized (bilinear) to the input size when the 8x-upsampled fro
 from it (inputs not divisible by 8, or Caffe ceil-mode pooling). Single-task variants return only
 their own final output.
 
-`padnet_loss` combines the six terms L1..L6 of the paper.
+The loss is in `jaxseg.methods.padnet.loss`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax
+import numpy as np
 import jax.numpy as jnp
 
 from jaxseg.backbones.resnet import ResNet
 from jaxseg.heads.padnet_distillation import (DISTILLATION_MODES, GATE_SOURCES, Distillation,
                                               concat_distillation)
-from jaxseg.losses.contours import balanced_bce_sum
-from jaxseg.losses.depth import match_resolution, depth_loss_sum
-from jaxseg.losses.normals import normals_loss_sum
-from jaxseg.losses.reduce import global_mean
-from jaxseg.losses.segmentation import cross_entropy_sum
 from jaxseg.nn import BatchNorm, Conv2D, resize_bilinear
 from jaxseg.nn.deconv import ConvTranspose2x
+from jaxseg.nn.precision import compute_dtype
 
 Array = jnp.ndarray
 INTERMEDIATE_TASKS = ('depth', 'normals', 'parsing', 'contours')  # "low level to high level"
@@ -249,84 +247,57 @@ class PADNet(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # Loss L = sum_i w_i L_i.
 
-LOSS_TERMS = ('depth', 'parsing', 'inter_depth', 'inter_normals', 'inter_contours',
-              'inter_parsing')
-# Paper [N], unverified: final tasks 1, the four intermediate (auxiliary) terms 0.8.
-PAPER_LOSS_WEIGHTS = {'depth': 1.0, 'parsing': 1.0, 'inter_depth': 0.8, 'inter_normals': 0.8,
-                      'inter_contours': 0.8, 'inter_parsing': 0.8}
-# MTL-PyTorch NYUD `pad_net+edges_normals.yml` [V]: initial predictions weighted like the finals.
-SURVEY_NYUD_LOSS_WEIGHTS = {'depth': 1.0, 'parsing': 1.0, 'inter_depth': 1.0,
-                            'inter_normals': 10.0, 'inter_contours': 50.0, 'inter_parsing': 1.0}
+
+def build_model(model_cfg, num_classes: int, axis_name=None) -> PADNet:
+  """`config.model` -> PADNet (`depth`/`width` are the ResNet's, as in every jaxseg config)."""
+  m = model_cfg
+  return PADNet(
+      num_classes=num_classes, tasks=m.tasks, distillation=m.distillation,
+      gate_source=m.gate_source, distill_input=m.distill_input, features=m.features,
+      backbone_depth=m.depth, backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
+      output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
+      head_bn_mode=m.head_bn_mode, bn_axis_name=axis_name,
+      aggregate_layers=tuple(m.aggregate_layers), aggregate_features=m.aggregate_features,
+      deconv_kernel=m.deconv_kernel, align_corners=m.align_corners,
+      conv_impl=m.get('conv_impl', 'xla'), dtype=compute_dtype(m))
 
 
-def pixel_validity(batch: Mapping[str, Array]) -> Optional[Array]:
-  """batch['valid'] (B, H, W) and the per-example batch['mask'] (B,) combined: a bool array
-  broadcastable to (B, H, W) ((B, 1, 1) with a mask only), or None if neither is present."""
-  valid = batch.get('valid')
-  mask = batch.get('mask')
-  if mask is None:
-    return None if valid is None else valid.astype(bool)
-  mask = mask.astype(bool)[:, None, None]
-  return mask if valid is None else valid.astype(bool) & mask
+# Flax variance_scaling('normal') draws a [-2, 2] truncated normal divided by its std.
+_TRUNC_STD = 0.87962566103423978
+_CONSTANTS = {'bias': 0.0, 'scale': 1.0, 'mean': 0.0, 'var': 1.0}
 
 
-def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Array],
-                weights: Optional[Mapping[str, float]] = None, axis_name: Optional[str] = None, *,
-                depth_kind: str = 'l2', normals_kind: str = 'l2',
-                contour_pos_weight: Optional[float] = None, resize: str = 'prediction',
-                align_corners: bool = False,
-                ignore_label: int = 255) -> Tuple[Array, Dict[str, Array]]:
-  """Weighted PAD-Net loss.
+def fast_init(module, rng, image):
+  """`module.init(rng, image, train=False)`'s variables, drawn in one random op.
 
-  Args:
-    outputs: `PADNet` output dict.
-    batch: 'depth' (B, H, W), 'label' (B, H, W), 'normals' (B, H, W, 3), 'contours' (B, H, W),
-      optional 'valid' (B, H, W) bool and 'mask' (B,) bool (both restrict every term).
-    weights: {term: w} over LOSS_TERMS ('depth', 'parsing' final; 'inter_*' intermediate);
-      missing keys or w == 0 skip the term; None uses PAPER_LOSS_WEIGHTS. Terms whose output
-      is absent (single-task models) are skipped.
-    axis_name: pmap / shard_map axis (see `jaxseg.losses.reduce.global_mean`).
-    depth_kind: 'l2' (paper Euclidean [N], default) or 'l1' (MTL-PyTorch [V]).
-    normals_kind: 'l2' (paper [N], default), 'cosine' or 'l1' (MTL-PyTorch [V]).
-    contour_pos_weight: None = HED class balance from the batch; MTL-PyTorch uses 0.95.
-    resize: 'prediction' (upsample predictions bilinearly to the labels, MTL-PyTorch [V],
-      default) or 'target' (nearest-downsample the labels to each prediction).
-    ignore_label: parsing ignore value.
-
-  Returns:
-    (total, per_term): total = sum_i w_i L_i; per_term = the unweighted mean L_i of each term used.
+  Every PADNet parameter is a conv / deconv `kernel` (kh, kw, C_in, C_out) with He-normal
+  fan-out init (`jaxseg.nn.he_normal_fan_out`: truncated normal, std sqrt(2 / (kh kw C_out))),
+  a zero `bias`, or BatchNorm `scale` 1 / `bias` 0 / `mean` 0 / `var` 1. Drawing all kernels as
+  slices of one truncated-normal vector gives the same distribution as the per-layer
+  initializers, but compiles in seconds instead of minutes on CPU (threefry is unrolled once per
+  parameter). Trees with any other leaf fall back to `module.init`.
   """
-  weights = PAPER_LOSS_WEIGHTS if weights is None else weights
-  unknown = set(weights) - set(LOSS_TERMS)
-  if unknown:
-    raise ValueError(f'unknown padnet_loss terms {sorted(unknown)}; expected {LOSS_TERMS}')
-  valid = pixel_validity(batch)
-  inter = outputs.get('intermediate', {})
-  preds = {'depth': outputs.get('depth'), 'parsing': outputs.get('logits')}
-  preds.update({f'inter_{t}': inter.get(t) for t in INTERMEDIATE_TASKS})
-  targets = {'depth': 'depth', 'parsing': 'label', 'normals': 'normals', 'contours': 'contours'}
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), image, train=False))
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+  names = [str(getattr(path[-1], 'key', '')) for path, _ in leaves]
+  if any(n not in _CONSTANTS and not (n == 'kernel' and s.ndim >= 2)
+         for n, (_, s) in zip(names, leaves)):
+    return module.init(rng, image, train=False)
+  sizes = [int(np.prod(s.shape)) if n == 'kernel' else 0 for n, (_, s) in zip(names, leaves)]
+  draw = jax.random.truncated_normal(rng, -2.0, 2.0, (max(sum(sizes), 1),), jnp.float32)
+  chunks = jnp.split(draw, np.cumsum(sizes)[:-1])
+  out = []
+  for name, (_, s), chunk in zip(names, leaves, chunks):
+    if name == 'kernel':
+      fan_out = int(np.prod(s.shape[:-2])) * s.shape[-1]
+      std = np.sqrt(2.0 / fan_out) / _TRUNC_STD
+      out.append((chunk * std).reshape(s.shape).astype(s.dtype))
+    else:
+      out.append(jnp.full(s.shape, _CONSTANTS[name], s.dtype))
+  return jax.tree_util.tree_unflatten(treedef, out)
 
-  def term(task: str, pred: Array) -> Tuple[Array, Array]:
-    target = batch[targets[task]]
-    if task == 'depth':
-      return depth_loss_sum(pred, target, valid, depth_kind, resize, align_corners)
-    if task == 'normals':
-      return normals_loss_sum(pred, target, valid, normals_kind, resize, align_corners)
-    if task == 'contours':
-      return balanced_bce_sum(pred, target, valid, contour_pos_weight, resize, align_corners,
-                              axis_name)
-    logits, (labels, v) = match_resolution(pred, (target, valid), resize, align_corners)
-    return cross_entropy_sum(logits, labels, ignore_label, weights=v)
 
-  total, per_term = jnp.zeros((), jnp.float32), {}
-  for name in LOSS_TERMS:
-    w = weights.get(name, 0.0)
-    pred = preds[name]
-    if pred is None or (isinstance(w, (int, float)) and w == 0):
-      continue
-    task = name[len('inter_'):] if name.startswith('inter_') else name
-    if targets[task] not in batch:
-      raise KeyError(f'padnet_loss term {name!r} needs batch[{targets[task]!r}]')
-    per_term[name] = global_mean(*term(task, pred), axis_name)
-    total = total + w * per_term[name]
-  return total, per_term
+def evaluated_tasks(tasks: str) -> tuple:
+  """Tasks whose metrics a model variant produces."""
+  return {'multitask': ('parsing', 'depth', 'normals', 'contours'), 'depth': ('depth',),
+          'parsing': ('parsing',), 'depth_parsing': ('parsing', 'depth')}[tasks]

@@ -1,6 +1,6 @@
 """Input-pipeline throughput per augmentation recipe, next to the train step's demand.
 
-  python -m jaxseg.data.bench --config=configs/deeplabv2.py:cityscapes \
+  python -m jaxseg.bench.pipeline --config=configs/deeplabv2.py:cityscapes \
       --config.dataset.data_dir=/data/cityscapes --recipe=deeplabv2,pspnet --step_time=0.35
 
 For each recipe (default: the config's own `dataset.augment`; names from
@@ -10,7 +10,7 @@ For each recipe (default: the config's own `dataset.augment`; names from
             `--threads` grain threads (default `config.data_threads`);
   demand    config.batch_size / step time, with the step time from `--step_time` (seconds) or
             measured on a batch from this pipeline (`--measure_step`, the config's method, on
-            this machine's default JAX device; `python -m jaxseg.benchmark` gives more detail).
+            this machine's default JAX device; `python -m jaxseg.bench` gives more detail).
 The pipeline keeps up when pipeline >= demand. `--cache=N` serves the first N examples from
 memory (for the synthetic scenes, whose rendering is not what a real run pays).
 """

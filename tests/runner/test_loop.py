@@ -10,8 +10,8 @@ import pytest
 from jaxseg.config_files import load_config
 from jaxseg.data import pipeline
 from jaxseg.methods.segmentation import SegmentationMethod
-from jaxseg.train import loop
-from jaxseg.train.checkpoint import Checkpointer
+from jaxseg.runner import loop
+from jaxseg.training.checkpoint import Checkpointer
 
 
 def tiny_config(steps=4):

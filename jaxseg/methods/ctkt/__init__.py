@@ -1,0 +1,1 @@
+"""CTKT: cross-task knowledge transfer for depth super-resolution (DSRNet = D-DBPN so far)."""
