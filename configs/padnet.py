@@ -124,7 +124,7 @@ def get_config(arg=None):
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, weight_decay=1e-4, schedule='poly', power=0.9,
       warmup_steps=50, param_groups=()))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4))
+  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
 
   for flag in [a for a in (arg or '').split(',') if a]:
     _apply(c, flag)
