@@ -176,7 +176,10 @@ def slide_maps(logits_fn: LogitsFn, images: Sequence[jax.Array], crop: Sequence[
   maps = []
   for b, h, w, hp, wp, pads, start in plans:
     acc = canvas[start:start + b * hp * wp].reshape(b, hp, wp, num_classes)
-    acc = acc / jnp.asarray(count_map((hp, wp), crop, stride))[None, :, :, None]
+    # The count map is the outer product of the per-axis counts: two small constants.
+    row_counts = jnp.asarray(axis_counts(hp, crop[0], stride[0]))[None, :, None, None]
+    col_counts = jnp.asarray(axis_counts(wp, crop[1], stride[1]))[None, None, :, None]
+    acc = acc / (row_counts * col_counts)
     (top, _), (left, _) = pads
     maps.append(acc[:, top:top + h, left:left + w])
   return maps
