@@ -26,7 +26,7 @@ def bilinear_source(in_size: int, out_size: int, align_corners: bool,
     PyTorch, which ignores ``scale_factor`` here).
   Computed in float32 as PyTorch and Caffe do for float32 inputs (float32 division of the sizes;
   1 / scale in float64, then rounded to float32, as PyTorch's ``compute_scales_value``), so the
-  source positions equal PyTorch's (CPU) bit for bit.
+  source positions equal those of PyTorch's CPU kernel (checked on ramps of 50-513 pixels).
   """
   dst = np.arange(out_size, dtype=np.float32)
   if align_corners:
