@@ -18,6 +18,7 @@ import dataclasses
 import numbers
 from typing import Any, Dict, Optional, Tuple
 
+from jaxseg.configlib import ConfigError
 from jaxseg.inference.multiscale import MODES
 from jaxseg.inference.sliding import default_stride
 from jaxseg.nn.resize import RESIZE_RULES, caffe_interp_factors
@@ -61,7 +62,6 @@ class _Fail:
     self.path = path
 
   def __call__(self, field: str, value, why: str):
-    from jaxseg.config_checks import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f'config.{self.path}.{field}={value!r}: {why}')
 
 

@@ -2,7 +2,7 @@
 import ml_collections
 import pytest
 
-from jaxseg.config_checks import ConfigError
+from jaxseg.configlib import ConfigError
 from jaxseg.inference import config as inference_config
 from jaxseg.inference.config import InferenceConfig, from_config, parse, validate
 from jaxseg.inference.multiscale import MS_SCALES
