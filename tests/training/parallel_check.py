@@ -10,10 +10,11 @@ both maxima over every leaf. Float32 reduction-order differences in a gradient a
 order eps * sum |terms|, which the whole update bounds; they are not bounded by a leaf's own
 value: BatchNorm biases start at zero and move ~3.5e-5 in two steps, and their gradients are
 sums that nearly cancel, so an error relative to the leaf itself was 0.05 on an AMD EPYC
-machine from rounding alone (and 3e-6 here, on Intel). Measured (Intel Xeon, 8 devices): 2.6e-5
-for both paths, one float32 ulp of a parameter of 1.0; a count that is not summed over devices
-(`count * axis_size` in place of `psum(count)` in losses.reduce.global_mean) gives 0.17, and
-BatchNorm moments not averaged over devices give 0.5 for the pmap path.
+machine from rounding alone (and 3e-6 here, on Intel). Measured (Intel Xeon, 4 or 8 devices):
+2.6e-5 for both paths, one float32 ulp of a parameter of 1.0; a count that is not summed over
+devices (`count * axis_size` in place of `psum(count)` in losses.reduce.global_mean) gives 0.28
+(4 devices; 0.17 with 8), and BatchNorm moments not averaged over devices (no `pmean` in
+nn.norm.batch_moments) 0.51 (8 devices), both for the pmap path.
 """
 import json
 
