@@ -17,10 +17,11 @@ torch = pytest.importorskip('torch', reason='these tests save a PyTorch referenc
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from conftest import run_module
 from convert.convert_helpers import torch_state_from_flax
-from convert.torch_reference import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
+from jaxseg.bench.torch_resnet import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
 from jaxseg import methods
 from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
+from jaxseg.configlib import set_field
 from jaxseg.convert import convert_flat, flatten
 from jaxseg.data import sources
 
@@ -32,11 +33,7 @@ ASPP_KEYS = [f'aspp/branch_{i}/{leaf}' for i in range(4) for leaf in ('kernel', 
 def smoke_config(**overrides):
   config = load_config('configs/deeplabv2.py:smoke')
   for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split('.')
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+    set_field(config, path, value)
   return config
 
 

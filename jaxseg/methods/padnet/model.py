@@ -244,22 +244,24 @@ class PADNet(nn.Module):
     return outputs
 
 
-# ------------------------------------------------------------------------------------------------
-# Loss L = sum_i w_i L_i.
+def model_kwargs(model_cfg) -> Dict[str, Any]:
+  """`config.model` -> the PADNet fields that describe the network (`depth`/`width` are the
+  ResNet's, as in every jaxseg config); the PyTorch reference takes the same keywords."""
+  m = model_cfg
+  return dict(tasks=m.tasks, distillation=m.distillation, gate_source=m.gate_source,
+              distill_input=m.distill_input, features=m.features, backbone_depth=m.depth,
+              backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
+              output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
+              head_bn_mode=m.head_bn_mode, aggregate_layers=tuple(m.aggregate_layers),
+              aggregate_features=m.aggregate_features, deconv_kernel=m.deconv_kernel,
+              align_corners=m.align_corners)
 
 
 def build_model(model_cfg, num_classes: int, axis_name=None) -> PADNet:
-  """`config.model` -> PADNet (`depth`/`width` are the ResNet's, as in every jaxseg config)."""
-  m = model_cfg
-  return PADNet(
-      num_classes=num_classes, tasks=m.tasks, distillation=m.distillation,
-      gate_source=m.gate_source, distill_input=m.distill_input, features=m.features,
-      backbone_depth=m.depth, backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
-      output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
-      head_bn_mode=m.head_bn_mode, bn_axis_name=axis_name,
-      aggregate_layers=tuple(m.aggregate_layers), aggregate_features=m.aggregate_features,
-      deconv_kernel=m.deconv_kernel, align_corners=m.align_corners,
-      conv_impl=m.get('conv_impl', 'xla'), dtype=compute_dtype(m))
+  """`config.model` -> PADNet (`model_kwargs`, plus how it computes: axis, conv, dtype)."""
+  return PADNet(num_classes=num_classes, bn_axis_name=axis_name,
+                conv_impl=model_cfg.get('conv_impl', 'xla'), dtype=compute_dtype(model_cfg),
+                **model_kwargs(model_cfg))
 
 
 # Flax variance_scaling('normal') draws a [-2, 2] truncated normal divided by its std.
