@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg.data.formats import cityscapes, common, middlebury
+from jaxseg.data.formats import cityscapes, common, middlebury, png
 
 from ._util import layout_error
 
@@ -47,7 +47,7 @@ def _write_city(root, split='val'):
     if n == 0:
       Image.fromarray(p).save(path)                  # Pillow 'I;16'
     else:
-      common.write_png(path, p, filters=(0, 1, 2, 3, 4))
+      png.write_png(path, p, filters=(0, 1, 2, 3, 4))
     cam = json.loads(json.dumps(CAMERA))
     cam['extrinsic']['baseline'] += 0.01 * n
     (dirs['camera'] / f'{frame}_camera.json').write_text(json.dumps(cam))
