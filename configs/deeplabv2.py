@@ -2,7 +2,8 @@
 
   python -m jaxseg.main --config=configs/deeplabv2.py --workdir=runs/deeplabv2
 
-Variants after ':':
+Variants after ':' (comma-separated; at most one dataset, `smoke` combines with any:
+`configs/deeplabv2.py:voc,smoke`; `seed=<int>` sets config.seed):
   (none)  the embedded synthetic scenes (97x97 renders, 65x65 crops), sized to train in
           well under an hour on a 2-core CPU: ResNet-50 at half width (--config.model.depth=101
           --config.model.width=64 restores the paper's ResNet-101). The model (caffe layout,
@@ -31,26 +32,13 @@ Override any field with --config.<field>=<value>, e.g. --config.num_train_steps=
 """
 import ml_collections
 
-from jaxseg.data import transforms
+from jaxseg import configlib
+from jaxseg.data import recipes
+from jaxseg.methods.deeplabv2.param_groups import deeplab_param_groups
 
-# Caffe BGR pixel mean of the DeepLab / ImageNet-COCO init (0-255 range, no std division).
-BGR_MEAN = (104.008, 116.669, 122.675)
-
-
-def deeplab_param_groups(freeze_bn: bool, head_lr_mult: float = 10.0,
-                         head_bias_lr_mult: float = 20.0) -> dict:
-  """Caffe lr_mult/decay_mult: backbone 1x, ASPP weights 10x, ASPP biases 20x without decay.
-
-  Ordered name -> group (first match wins; the rest is 'default', 1x), so one field can be
-  overridden: --config.optimizer.param_groups.head_weight.lr_mult=1.
-  """
-  return {
-      'batchnorm': dict(pattern=r'(^|/)(bn\d*|downsample_bn)/', frozen=freeze_bn, lr_mult=1.0,
-                        weight_decay=0.0),
-      'head_bias': dict(pattern=r'(^|/)aspp[^/]*/.*bias$', lr_mult=head_bias_lr_mult,
-                        weight_decay=0.0, frozen=False),
-      'head_weight': dict(pattern=r'(^|/)aspp[^/]*/', lr_mult=head_lr_mult, frozen=False),
-  }
+DATASETS = ('voc', 'cityscapes', 'ade20k', 'gta5', 'synthia')
+FLAGS = ('smoke',) + DATASETS
+KEYS = {'seed': int}
 
 
 def real_dataset(name: str, augment: dict, **fields) -> ml_collections.ConfigDict:
@@ -64,31 +52,21 @@ def _cityscapes_val(num_classes: int = 19) -> dict:
 
 
 def get_config(arg=None):
-  c = ml_collections.ConfigDict()
-  c.method = 'deeplabv2'
-  c.seed = 0
-  c.batch_size = 4
-  c.eval_batch_size = 4
-  c.num_train_steps = 1000
-  c.log_every_steps = 25
-  c.eval_every_steps = 250
-  c.checkpoint_every_steps = 100
-  c.keep_checkpoints = 3
-  c.data_threads = 2
-  c.num_devices = 0  # 0 = every device
-  c.init_from = ''  # pretrained weights (.pth / converted dir), used when no checkpoint exists
+  flags, keys = configlib.parse_variants(arg, FLAGS, KEYS, 'configs/deeplabv2.py')
+  datasets = [f for f in flags if f in DATASETS]
+  if len(datasets) > 1:
+    raise configlib.ConfigError(f'configs/deeplabv2.py: one dataset at a time, got {datasets}')
   # Key layout of init_from: deeplabv2 (the DeepLab init files: `Scale.`-prefixed keys, ASPP
   # layer5), adaptsegnet_multi, torchvision_resnet (backbone only: the heads keep their init),
   # plain. Converted dirs / .npz (`python -m jaxseg.convert`) need no layout for their keys, but
   # name the one they were converted with so backbone-only files may leave the heads initialised.
-  c.init_layout = 'deeplabv2'
-  c.num_eval_examples = 0  # 0 = the whole validation split
+  c = configlib.trainer('deeplabv2', init_layout='deeplabv2')
 
   c.dataset = ml_collections.ConfigDict(dict(
       name='synthetic', seed=0, num_train=4000, num_val=100, image_size=(97, 97),
       domain='source',
       augment=dict(scales=(0.5, 0.75, 1.0, 1.25, 1.5), scale_range=(), crop_size=(65, 65),
-                   flip=True, mean=BGR_MEAN, std=(1.0, 1.0, 1.0), bgr=True)))
+                   flip=True, mean=recipes.CAFFE_BGR_MEAN, std=recipes.UNIT_STD, bgr=True)))
 
   c.model = ml_collections.ConfigDict(dict(
       name='deeplabv2', depth=50, width=32, layout='caffe', output_stride=8, bn_mode='train',
@@ -106,22 +84,16 @@ def get_config(arg=None):
       schedule='poly', power=0.9, warmup_steps=50,
       param_groups=deeplab_param_groups(freeze_bn=False, head_lr_mult=1.0,
                                         head_bias_lr_mult=1.0)))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
   # Evaluation / predict inference (jaxseg.inference.config): whole image at one scale is the
   # DeepLab v2 protocol (MSC is inside the model); scales/flip/slide add a 'tta/' evaluation.
   c.eval = ml_collections.ConfigDict(dict(
       inference=dict(mode='whole', crop_size=(), stride=(), scales=(1.0,), flip=False,
                      resize_rule='size', window_batch=0)))
 
-  if arg in (None, ''):
-    pass
-  elif arg == 'smoke':
-    c.batch_size = 2
-    c.eval_batch_size = 2
-    c.num_train_steps = 30
-    c.log_every_steps = 5
-    c.eval_every_steps = 15
-    c.checkpoint_every_steps = 10
+  if datasets:
+    _real_recipe(c, datasets[0])
+  if 'smoke' in flags:
+    configlib.smoke(c)
     c.dataset.num_train = 32
     c.dataset.num_val = 6
     c.dataset.image_size = (65, 65)
@@ -129,45 +101,32 @@ def get_config(arg=None):
     c.model.depth = 14
     c.model.width = 8
     c.optimizer.warmup_steps = 0
-    c.predict.num_examples = 2
-  elif arg in ('voc', 'cityscapes', 'ade20k'):
-    c.batch_size = 10
-    c.eval_batch_size = 1
-    c.num_train_steps = 100000 if arg == 'ade20k' else 20000
-    c.log_every_steps = 50
-    c.eval_every_steps = 5000
-    c.checkpoint_every_steps = 1000
-    crop = (513, 513) if arg == 'cityscapes' else (321, 321)
-    c.dataset = real_dataset(arg, transforms.recipe('deeplabv2', crop_size=crop))
-    c.model.depth = 101
-    c.model.width = 64
-    c.model.bn_mode = 'frozen'
-    c.optimizer.learning_rate = 2.5e-4
-    c.optimizer.warmup_steps = 0
-    c.optimizer.param_groups = deeplab_param_groups(freeze_bn=True)
-  elif arg in ('gta5', 'synthia'):
-    c.batch_size = 1
-    c.eval_batch_size = 1
-    c.num_train_steps = 100000
-    c.log_every_steps = 100
-    c.eval_every_steps = 10000
-    c.checkpoint_every_steps = 5000
-    if arg == 'gta5':
-      augment = transforms.recipe('adaptsegnet_gta5', eval_resize_to=(512, 1024))
-      c.dataset = real_dataset('gta5', augment, val_dataset=_cityscapes_val())
-    else:
-      augment = transforms.recipe('adaptsegnet_gta5', resize_to=(760, 1280),
-                                  crop_size=(760, 1280), eval_resize_to=(512, 1024))
-      c.dataset = real_dataset('synthia', augment, num_classes=16,
-                               val_dataset=_cityscapes_val(16))
-    c.model.depth = 101
-    c.model.width = 64
-    c.model.msc = False
-    c.model.bn_mode = 'frozen'
-    c.optimizer.learning_rate = 2.5e-4
-    c.optimizer.warmup_steps = 0
-    c.optimizer.param_groups = deeplab_param_groups(freeze_bn=True)
-  else:
-    raise ValueError(f'configs/deeplabv2.py: unknown variant {arg!r}; use smoke, voc, '
-                     'cityscapes, ade20k, gta5 or synthia')
+  c.update(keys)
   return c
+
+
+def _real_recipe(c, name: str):
+  """The paper's recipe on a real dataset (in place)."""
+  c.model.depth = 101
+  c.model.width = 64
+  c.model.bn_mode = 'frozen'
+  c.optimizer.learning_rate = 2.5e-4
+  c.optimizer.warmup_steps = 0
+  c.optimizer.param_groups = deeplab_param_groups(freeze_bn=True)
+  if name in ('voc', 'cityscapes', 'ade20k'):
+    c.update(dict(batch_size=10, eval_batch_size=1, log_every_steps=50, eval_every_steps=5000,
+                  checkpoint_every_steps=1000,
+                  num_train_steps=100000 if name == 'ade20k' else 20000))
+    crop = (513, 513) if name == 'cityscapes' else (321, 321)
+    c.dataset = real_dataset(name, recipes.recipe('deeplabv2', crop_size=crop))
+    return
+  c.update(dict(batch_size=1, eval_batch_size=1, num_train_steps=100000, log_every_steps=100,
+                eval_every_steps=10000, checkpoint_every_steps=5000))
+  c.model.msc = False
+  if name == 'gta5':
+    augment = recipes.recipe('adaptsegnet_gta5', eval_resize_to=(512, 1024))
+    c.dataset = real_dataset('gta5', augment, val_dataset=_cityscapes_val())
+  else:
+    augment = recipes.recipe('adaptsegnet_gta5', resize_to=(760, 1280), crop_size=(760, 1280),
+                             eval_resize_to=(512, 1024))
+    c.dataset = real_dataset('synthia', augment, num_classes=16, val_dataset=_cityscapes_val(16))

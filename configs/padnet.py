@@ -3,7 +3,8 @@
   python -m jaxseg.main --config=configs/padnet.py --workdir=runs/padnet
 
 Variants after ':', comma-separated and combinable (`configs/padnet.py:smoke,C`,
-`configs/padnet.py:nyuv2,single_depth`):
+`configs/padnet.py:nyuv2,single_depth`; `seed=<int>` sets config.seed; at most one dataset
+and one ablation; `smoke` shrinks whichever it is combined with):
   (none)      the embedded synthetic scenes (7 classes, depth, normals, contours), sized to train
               in under an hour on a 2-core CPU (measured: 47 min at load ~6, 0.7 s/step; val
               mIoU 45.7, RMSE 0.78 m; see below for what differs from the paper).
@@ -43,12 +44,10 @@ Fields marked "uncertain" come from padnet.md facts that are not verified agains
 """
 import ml_collections
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 (torchvision ResNet init)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
+from jaxseg import configlib
+from jaxseg.data.recipes import IMAGENET_MEAN, IMAGENET_STD  # RGB, 0-255 (torchvision init)
 # L1..L6 weights. Uncertain (padnet.md §1.1 [N], unverified): finals 1, intermediates 0.8.
-PAPER_LOSS_WEIGHTS = dict(depth=1.0, parsing=1.0, inter_depth=0.8, inter_normals=0.8,
-                          inter_contours=0.8, inter_parsing=0.8)
+from jaxseg.methods.padnet.loss import PAPER_LOSS_WEIGHTS
 
 ABLATIONS = {
     'single_depth': dict(tasks='depth'),
@@ -59,24 +58,20 @@ ABLATIONS = {
     'B': dict(tasks='multitask', distillation='B'),
     'C': dict(tasks='multitask', distillation='C'),
 }
+DATASETS = ('nyuv2', 'cityscapes')
+FLAGS = ('smoke',) + DATASETS + tuple(ABLATIONS)
+KEYS = {'seed': int}
 
 
 def get_config(arg=None):
-  c = ml_collections.ConfigDict()
-  c.method = 'padnet'
-  c.seed = 0
-  c.batch_size = 4
-  c.eval_batch_size = 4
-  c.num_train_steps = 2000
-  c.log_every_steps = 25
-  c.eval_every_steps = 1000
-  c.checkpoint_every_steps = 200
-  c.keep_checkpoints = 3
-  c.data_threads = 2
-  c.num_devices = 0  # 0 = every device
-  c.init_from = ''  # e.g. torchvision resnet50.pth: the front-end only, heads keep their init
-  c.init_layout = 'torchvision_resnet'
-  c.num_eval_examples = 0  # 0 = the whole validation split
+  flags, keys = configlib.parse_variants(arg, FLAGS, KEYS, 'configs/padnet.py')
+  for group in (DATASETS, tuple(ABLATIONS)):
+    chosen = [f for f in flags if f in group]
+    if len(chosen) > 1:
+      raise configlib.ConfigError(f'configs/padnet.py: one of {group} at a time, got {chosen}')
+  # init_from: e.g. torchvision resnet50.pth: the front-end only, heads keep their init.
+  c = configlib.trainer('padnet', num_train_steps=2000, eval_every_steps=1000,
+                        checkpoint_every_steps=200, init_layout='torchvision_resnet')
 
   c.dataset = ml_collections.ConfigDict(dict(
       name='synthetic', seed=0, num_train=8000, num_val=100, image_size=(80, 80),
@@ -124,10 +119,11 @@ def get_config(arg=None):
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, weight_decay=1e-4, schedule='poly', power=0.9,
       warmup_steps=50, param_groups=()))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
 
-  for flag in [a for a in (arg or '').split(',') if a]:
+  order = DATASETS + tuple(ABLATIONS) + ('smoke',)  # smoke last: it shrinks any variant
+  for flag in sorted(flags, key=order.index):
     _apply(c, flag)
+  c.update(keys)
   return c
 
 
@@ -136,19 +132,13 @@ def _apply(c, flag):
   if flag in ABLATIONS:
     c.model.update(ABLATIONS[flag])
   elif flag == 'smoke':
-    c.batch_size = 2
-    c.eval_batch_size = 2
-    c.num_train_steps = 20
-    c.log_every_steps = 5
-    c.eval_every_steps = 10
-    c.checkpoint_every_steps = 10
+    configlib.smoke(c, steps=20, eval_every=10)
     c.dataset.num_train = 32
     c.dataset.num_val = 4
     c.dataset.image_size = (48, 48)
     c.dataset.augment.crop_size = (48, 48)
     c.model.update(depth=14, width=8, features=16, aggregate_features=8)
     c.optimizer.warmup_steps = 0
-    c.predict.num_examples = 2
   elif flag == 'nyuv2':
     # MTL-PyTorch recipe where the paper's is unknown (padnet.md §2.6-2.7).
     c.batch_size = 8
@@ -166,7 +156,7 @@ def _apply(c, flag):
     c.model.update(depth=50, width=64, features=512, aggregate_features=256)
     c.evaluation.update(eigen_crop=True, min_depth=1e-3, max_depth=10.0)
     c.optimizer.update(learning_rate=1e-4, weight_decay=1e-4, warmup_steps=0)
-  elif flag == 'cityscapes':
+  else:  # cityscapes
     # Uncertain: the sources give no Cityscapes recipe; batch, crop and steps follow PSPNet-style
     # Cityscapes training, the optimizer MTL-PyTorch's.
     c.batch_size = 8
@@ -187,6 +177,3 @@ def _apply(c, flag):
     # Uncertain: depth from stereo disparity; 80 m is the usual outdoor cap.
     c.evaluation.update(eigen_crop=False, min_depth=1e-3, max_depth=80.0)
     c.optimizer.update(learning_rate=1e-4, weight_decay=1e-4, warmup_steps=0)
-  else:
-    raise ValueError(f'configs/padnet.py: unknown variant {flag!r}; use smoke, nyuv2, '
-                     f'cityscapes or an ablation {sorted(ABLATIONS)}, comma-separated')

@@ -17,6 +17,8 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '-1')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
+from jaxseg.configlib import set_field  # pylint: disable=g-import-not-at-top,unused-import  (tests/methods/test_dsr.py imports it from here)
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / 'shared' / 'realdata'
 
@@ -47,16 +49,6 @@ def run_module(module: str, *args, timeout: int = 600) -> subprocess.CompletedPr
              JAX_DISABLE_MOST_OPTIMIZATIONS='1')
   return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def set_field(config, path: str, value) -> None:
-  """config.<path> = value for a dotted path ('model.features'), on a locked ConfigDict too."""
-  node = config
-  *parents, last = path.split('.')
-  for name in parents:
-    node = node[name]
-  with config.unlocked():
-    node[last] = value
 
 
 def np_variables(module, *args, seed=0, **kwargs):

@@ -6,7 +6,7 @@ One variant (the config as given):
       --config.dataset.augment.crop_size=321,321 --config.model.msc=False
 
 A table of variants (every combination of --conv_impls x --dtypes), the PyTorch reference of the
-same architecture (`jaxseg.bench.torch_deeplabv2`, when PyTorch is installed and the model has one) and the
+same architecture (`jaxseg.bench.torch_refs`, when PyTorch is installed and the model has one) and the
 machine's float32 matmul peak, all measured in ONE process with their steps interleaved round by
 round, so that load changes on a shared machine hit every row alike:
 
@@ -33,23 +33,22 @@ without those environment variables (e.g. the glibc allocator settings of docs/p
 import importlib.metadata
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseg import methods
-from jaxseg.runner import config_checks
-from jaxseg.data import sources
+from jaxseg.bench import torch_refs
+from jaxseg.bench.measure import (PEAK_N, Timed, jax_runner, machine, matmul_peak_runner,
+                                  torch_matmul_peak_runner, variant_name)
+from jaxseg.bench.profile import format_profile, profile_ops
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
                                           lock_config=True)
@@ -77,209 +76,6 @@ _PATCHES = flags.DEFINE_multi_string(
 _SINGLE = flags.DEFINE_bool('single', False, 'Print only the one-variant dict (for --env_ab).')
 flags.mark_flags_as_required(['config'])
 
-PEAK_N = 2048
-
-
-# -- helpers ---------------------------------------------------------------------------------
-def random_batch(config, method, rng: np.random.Generator, height: int, width: int) -> dict:
-  """A batch with every key the method reads, random but well-formed."""
-  b = config.batch_size
-  batch = {'image': rng.normal(0, 50, (b, height, width, 3)).astype(np.float32),
-           'label': rng.integers(0, method.num_classes, (b, height, width)).astype(np.int32),
-           'depth': rng.uniform(0.5, 10, (b, height, width)).astype(np.float32),
-           'normals': rng.normal(size=(b, height, width, 3)).astype(np.float32),
-           'contours': (rng.random((b, height, width)) < 0.1).astype(np.float32),
-           'valid': np.ones((b, height, width), bool),
-           'mask': np.ones((b,), bool)}
-  return {k: batch[k] for k in (*method.batch_keys, 'mask') if k in batch}
-
-
-def _flops(compiled) -> float:
-  try:
-    cost = compiled.cost_analysis()
-  except Exception:  # pylint: disable=broad-except
-    return float('nan')
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else {}
-  return float((cost or {}).get('flops', float('nan')))
-
-
-def _xla_bytes(compiled) -> float:
-  try:
-    m = compiled.memory_analysis()
-    return float(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-                 - m.alias_size_in_bytes)
-  except Exception:  # pylint: disable=broad-except
-    return float('nan')
-
-
-def _status_kb(field: str) -> float:
-  try:
-    with open('/proc/self/status') as f:
-      for line in f:
-        if line.startswith(field + ':'):
-          return float(line.split()[1])
-  except OSError:
-    pass
-  return float('nan')
-
-
-def _reset_peak_rss() -> bool:
-  """Resets VmHWM to the current RSS (Linux); False where that is not possible."""
-  try:
-    with open('/proc/self/clear_refs', 'w') as f:
-      f.write('5')
-    return True
-  except OSError:
-    return False
-
-
-def _cpu_s() -> float:
-  t = os.times()
-  return t.user + t.system
-
-
-class _Timed:
-  """Runs `fn` once per call and records wall time, CPU use and transient RSS."""
-
-  def __init__(self, name: str, fn: Callable[[], None]):
-    self.name, self.fn = name, fn
-    self.times: List[float] = []
-    self.cpu: List[float] = []
-    self.rss: List[float] = []
-
-  def __call__(self, record: bool = True) -> float:
-    can_reset = _reset_peak_rss()
-    rss0 = _status_kb('VmRSS')
-    c0, t0 = _cpu_s(), time.perf_counter()
-    self.fn()
-    wall = time.perf_counter() - t0
-    if record:
-      self.times.append(wall)
-      self.cpu.append((_cpu_s() - c0) / max(wall, 1e-9))
-      if can_reset:
-        self.rss.append((_status_kb('VmHWM') - rss0) / 1024)
-    return wall
-
-  def summary(self) -> dict:
-    med = lambda v: statistics.median(v) if v else float('nan')
-    return {'step_s': med(self.times), 'step_times': [round(t, 4) for t in self.times],
-            'cpu_util': med(self.cpu), 'step_rss_mb': max(self.rss) if self.rss else float('nan')}
-
-
-def _fit_images_to_crop(config):
-  """`config` with dataset.image_size raised to the crop size where smaller (the benchmark feeds
-  random crops, so only the crop size matters; validation rejects crops larger than images)."""
-  ds = config.get('dataset', None)
-  if ds is None or 'image_size' not in ds or 'augment' not in ds:
-    return config
-  crop, size = tuple(ds.augment.crop_size), tuple(ds.image_size)
-  if all(s >= c for s, c in zip(size, crop)):
-    return config
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    config.dataset.image_size = tuple(max(s, c) for s, c in zip(size, crop))
-  return config
-
-
-def _method_state_batch(config):
-  """(validated config with images fitted to the crop, method, initial state, random batch)."""
-  config = _fit_images_to_crop(config)
-  config_checks.validate(config)
-  meta = sources.make_source(config.dataset, 'train').meta
-  method = methods.build_method(config, meta)
-  h, w = config.dataset.augment.crop_size
-  batch = jax.device_put(random_batch(config, method, np.random.default_rng(0), h, w))
-  state = jax.jit(method.init_state)(jax.random.PRNGKey(0), batch)
-  return config, method, state, batch
-
-
-def _jax_runner(config, what: str):
-  """(timed step closure, info dict) of one compiled JAX variant."""
-  config, method, state, batch = _method_state_batch(config)
-  h, w = config.dataset.augment.crop_size
-  if what == 'train':
-    fn = jax.jit(method.train_step, donate_argnums=(0,))
-  else:
-    fn = jax.jit(method.predict_step)
-  t0 = time.perf_counter()
-  compiled = fn.lower(state, batch).compile()
-  compile_s = time.perf_counter() - t0
-  box = {'state': state}
-
-  def step():
-    out = compiled(box['state'], batch)
-    if what == 'train':
-      box['state'], out = out
-    jax.block_until_ready(out)
-
-  info = {'what': what, 'batch': config.batch_size, 'size': f'{h}x{w}', 'compile_s': compile_s,
-          'gflop_per_step': _flops(compiled) / 1e9, 'xla_peak_mb': _xla_bytes(compiled) / 2**20,
-          'num_classes': method.num_classes}
-  return step, info
-
-
-def _matmul_peak_runner(n: int = PEAK_N):
-  """A closure returning the best-of-3 GFLOP/s of a float32 (n, n) @ (n, n) `jnp.dot`."""
-  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
-  a = jax.random.normal(k1, (n, n), jnp.float32)
-  b = jax.random.normal(k2, (n, n), jnp.float32)
-  f = jax.jit(jnp.dot)
-  f(a, b).block_until_ready()
-
-  def measure() -> float:
-    best = float('inf')
-    for _ in range(3):
-      t0 = time.perf_counter()
-      f(a, b).block_until_ready()
-      best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-  return measure
-
-
-def _torch_matmul_peak_runner(n: int = PEAK_N):
-  """Like `_matmul_peak_runner` with torch.mm (oneDNN/MKL), for reference."""
-  from jaxseg.bench import torch_deeplabv2 as bench_torch  # pylint: disable=g-import-not-at-top
-  torch = bench_torch.import_torch()
-  a, b = torch.randn(n, n), torch.randn(n, n)
-  torch.mm(a, b)
-
-  def measure() -> float:
-    best = float('inf')
-    for _ in range(3):
-      t0 = time.perf_counter()
-      torch.mm(a, b)
-      best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-  return measure
-
-
-def _variant_name(config) -> str:
-  m = config.get('model', {})
-  return f"jax conv_impl={m.get('conv_impl', 'xla')} {m.get('dtype', 'float32')}"
-
-
-def machine() -> dict:
-  """CPU model, cores, versions, load average."""
-  cpu = 'unknown'
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
-  except OSError:
-    pass
-  try:
-    load = os.getloadavg()
-  except OSError:
-    load = (float('nan'),) * 3
-  info = {'cpu': cpu, 'cores': os.cpu_count(), 'jax': jax.__version__,
-          'device': str(jax.devices()[0].device_kind), 'loadavg': [round(v, 2) for v in load]}
-  try:
-    info['torch'] = importlib.metadata.version('torch')  # without importing it
-  except importlib.metadata.PackageNotFoundError:
-    info['torch'] = None
-  return info
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -289,8 +85,8 @@ def benchmark(config, what: str = 'train', steps: int = 10, warmup: int = 2) -> 
   what, batch, size, compile_s, step_s, step_times, images_per_s, gflop_per_step, gflops_per_s,
   xla_peak_mb, max_rss_mb, step_rss_mb, cpu_util, device.
   """
-  step, info = _jax_runner(config, what)
-  timed = _Timed(_variant_name(config), step)
+  step, info = jax_runner(config, what)
+  timed = Timed(variant_name(config), step)
   for _ in range(warmup):
     timed(record=False)
   for _ in range(steps):
@@ -369,21 +165,20 @@ def compare(configs: Sequence[Any], what: str = 'train', steps: int = 3, warmup:
   rows, timers = [], []
   patches = list(patches) + [None] * (len(configs) - len(patches))
   for c, patch in zip(configs, patches):
-    name = _variant_name(c) + (' ' + ';'.join(f'{k.rsplit(".", 1)[-1]}={v}'
+    name = variant_name(c) + (' ' + ';'.join(f'{k.rsplit(".", 1)[-1]}={v}'
                                               for k, v in patch.items()) if patch else '')
     log(f'compiling {name}')
     with patched(patch):
-      step, info = _jax_runner(c, what)
+      step, info = jax_runner(c, what)
     rows.append({'name': name, **info})
-    timers.append(_Timed(name, step))
+    timers.append(Timed(name, step))
   torch_note = None
   if compare_torch:
-    from jaxseg.bench import torch_deeplabv2 as bench_torch  # pylint: disable=g-import-not-at-top
-    torch_note = bench_torch.supports(configs[0])
+    torch_note = torch_refs.supports(configs[0])
     if torch_note is None:
       log('building the PyTorch reference')
-      tb = bench_torch.from_config(configs[0], what, channels_last=torch_channels_last,
-                                   num_classes=rows[0]['num_classes'])
+      tb = torch_refs.from_config(configs[0], what, channels_last=torch_channels_last,
+                                  num_classes=rows[0]['num_classes'])
       t0 = time.perf_counter()
       tb.step()  # first step: allocations, oneDNN primitive creation
       first = time.perf_counter() - t0
@@ -392,13 +187,13 @@ def compare(configs: Sequence[Any], what: str = 'train', steps: int = 3, warmup:
       rows.append({'name': name, 'what': what, 'batch': rows[0]['batch'],
                    'size': rows[0]['size'], 'compile_s': first, 'gflop_per_step': float('nan'),
                    'xla_peak_mb': float('nan')})
-      timers.append(_Timed(name, tb.step))
+      timers.append(Timed(name, tb.step))
   else:
     torch_note = 'not requested'
-  peak_fn = _matmul_peak_runner() if matmul_peak else None
+  peak_fn = matmul_peak_runner() if matmul_peak else None
   torch_peak_fn = None
   if matmul_peak and any(r['name'].startswith('torch') for r in rows):
-    torch_peak_fn = _torch_matmul_peak_runner()
+    torch_peak_fn = torch_matmul_peak_runner()
   peaks, torch_peaks = [], []
   for r in range(warmup + steps):
     record = r >= warmup
@@ -496,126 +291,6 @@ def env_ab(argv_flags: Sequence[str], assignments: str, rounds: int) -> dict:
                     'max_rss_mb': max(r['max_rss_mb'] for r in rs),
                     'step_rss_mb': max(r['step_rss_mb'] for r in rs)}
   return {'assignments': assignments, 'arms': arms, 'summary': summary}
-
-
-# -- per-op profile ----------------------------------------------------------------------------
-_INSTR = re.compile(r'^\s*(?:ROOT )?%([\w.-]+) = (\([^=]*?\)|\S+) ([\w-]+)\((.*)$')
-_COMP = re.compile(r'^(?:ENTRY )?%([\w.-]+) .*\{\s*$')
-
-
-def parse_hlo(text: str) -> Dict[str, dict]:
-  """Instruction name -> {opcode, shape, op_name, calls, dim_labels, ynn, comp, body_ops}, from
-  `compiled.as_text()`; `body_ops` lists the opcodes inside a fusion's computation."""
-  instrs, comps, comp = {}, {}, None
-  for line in text.splitlines():
-    m = _COMP.match(line)
-    if m and ' = ' not in line.split('{')[0]:
-      comp = m.group(1)
-      comps[comp] = []
-      continue
-    m = _INSTR.match(line)
-    if not m:
-      continue
-    name, shape, opcode, rest = m.groups()
-    get = lambda key: (re.search(key + r'=([^,\s}]+)', rest) or [None, None])[1]
-    op_name = re.search(r'op_name="([^"]*)"', rest)
-    instrs[name] = {'opcode': opcode, 'shape': shape, 'comp': comp,
-                    'op_name': op_name.group(1) if op_name else '',
-                    'calls': (get('calls') or '').lstrip('%'), 'dim_labels': get('dim_labels'),
-                    'ynn': '__ynn_fusion' in rest}
-    if comp is not None:
-      comps[comp].append((opcode, instrs[name]['dim_labels']))
-  for ins in instrs.values():
-    body = comps.get(ins['calls'], [])
-    ins['body_ops'] = [op for op, _ in body]
-    ins['dim_labels'] = ins['dim_labels'] or next((d for op, d in body if d), None)
-  return instrs
-
-
-def op_category(ins: dict) -> str:
-  """Coarse class of an HLO instruction for the profile summary."""
-  ops = [ins['opcode']] + list(ins.get('body_ops', []))
-  back = 'transpose(' in ins.get('op_name', '')
-  if 'convolution' in ops:
-    labels = ins.get('dim_labels') or ''
-    if labels.split('->')[-1].startswith('01'):
-      return 'conv weight-grad'
-    return 'conv input-grad' if back else 'conv forward'
-  if 'dot' in ops:
-    return 'dot (backward)' if back else 'dot (forward)'
-  if 'reduce' in ops or 'reduce-window' in ops or 'select-and-scatter' in ops:
-    return 'reduction fusion' if ins['opcode'] == 'fusion' else 'reduction'
-  if ins['opcode'] in ('transpose', 'copy') or set(ops) <= {'transpose', 'copy', 'parameter',
-                                                            'bitcast', 'fusion'}:
-    return 'transpose/copy'
-  if {'concatenate', 'pad', 'slice', 'dynamic-slice', 'dynamic-update-slice'} & set(ops):
-    return 'pad/slice/concat'
-  if ins['opcode'] == 'fusion':
-    return 'elementwise fusion'
-  return ins['opcode']
-
-
-def profile_ops(config, what: str = 'train', steps: int = 1, warmup: int = 1,
-                logdir: str = '/tmp/jaxseg_profile') -> dict:
-  """XLA's per-op (thunk) profile of one variant's step via `jax.profiler`: returns
-  {'step_s', 'ops': [{name, category, ms, opcode, shape, op_name}], 'categories': {cat: ms}}
-  with per-step milliseconds summed over every thread. The optimised HLO is written next to
-  `logdir` as `<logdir>.hlo.txt`."""
-  import glob  # pylint: disable=g-import-not-at-top
-  import shutil  # pylint: disable=g-import-not-at-top
-  _, method, state, batch = _method_state_batch(config)
-  fn = jax.jit(method.train_step if what == 'train' else method.predict_step)
-  compiled = fn.lower(state, batch).compile()
-  hlo = compiled.as_text()
-  with open(os.path.join(os.path.dirname(logdir.rstrip('/')) or '.',
-                         os.path.basename(logdir.rstrip('/')) + '.hlo.txt'), 'w') as f:
-    f.write(hlo)  # <logdir>.hlo.txt: the optimised HLO the op names refer to
-  instrs = parse_hlo(hlo)
-  run = lambda: jax.block_until_ready(compiled(state, batch))
-  for _ in range(warmup):
-    run()
-  shutil.rmtree(logdir, ignore_errors=True)
-  jax.profiler.start_trace(logdir)
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    run()
-  step_s = (time.perf_counter() - t0) / steps
-  jax.profiler.stop_trace()
-  path = sorted(glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True))[-1]
-  data = jax.profiler.ProfileData.from_file(path)
-  totals: Dict[str, float] = {}
-  for plane in data.planes:
-    for line in plane.lines:
-      for ev in line.events:
-        stats = dict(ev.stats)
-        op = stats.get('hlo_op')
-        if op and not ev.name.startswith('end:'):
-          totals[op] = totals.get(op, 0.0) + ev.duration_ns / 1e6 / steps
-  ops, cats = [], {}
-  for name, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
-    ins = instrs.get(name, {'opcode': '?', 'shape': '?', 'op_name': '', 'body_ops': []})
-    cat = op_category(ins)
-    cats[cat] = cats.get(cat, 0.0) + ms
-    ops.append({'name': name, 'category': cat, 'ms': ms, 'opcode': ins['opcode'],
-                'shape': ins['shape'], 'op_name': ins['op_name'][-90:],
-                'ynn': ins.get('ynn', False)})
-  return {'step_s': step_s, 'ops': ops,
-          'categories': dict(sorted(cats.items(), key=lambda kv: -kv[1])),
-          'op_ms_total': sum(totals.values())}
-
-
-def format_profile(prof: dict, top: int = 30) -> str:
-  lines = [f"step {prof['step_s']:.3f} s; sum of op times {prof['op_ms_total']:.0f} ms",
-           '', '| category | ms/step | share |', '|---|---|---|']
-  total = prof['op_ms_total'] or float('nan')
-  for cat, ms in prof['categories'].items():
-    lines.append(f'| {cat} | {ms:.0f} | {100 * ms / total:.1f}% |')
-  lines += ['', f'top {top} ops:', '| op | category | ms | shape | op_name |',
-            '|---|---|---|---|---|']
-  for o in prof['ops'][:top]:
-    lines.append(f"| {o['name']}{' (ynn)' if o['ynn'] else ''} | {o['category']} | "
-                 f"{o['ms']:.1f} | {o['shape'][:40]} | {o['op_name']} |")
-  return '\n'.join(lines)
 
 
 def main(argv):

@@ -4,7 +4,7 @@
       --config.dataset.data_dir=/data/cityscapes --recipe=deeplabv2,pspnet --step_time=0.35
 
 For each recipe (default: the config's own `dataset.augment`; names from
-`jaxseg.data.transforms.RECIPES`, or `all`) it reports, in examples/s:
+`jaxseg.data.recipes.RECIPES`, or `all`) it reports, in examples/s:
   read      `source[i]` alone on one thread (decoding a prepared record, or rendering a scene);
   pipeline  the training batches (`pipeline.TrainBatches.iterate`: read + augment + stack) on
             `--threads` grain threads (default `config.data_threads`);
@@ -16,16 +16,18 @@ memory (for the synthetic scenes, whose rendering is not what a real run pays).
 """
 import time
 
+import jax
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxseg.data import pipeline, sources, transforms
+from jaxseg import methods
+from jaxseg.data import pipeline, recipes, sources
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
                                           lock_config=False)
-_RECIPE = flags.DEFINE_list('recipe', [], 'Recipes from transforms.RECIPES, or "all" '
+_RECIPE = flags.DEFINE_list('recipe', [], 'Recipes from recipes.RECIPES, or "all" '
                             '(default: the config\'s dataset.augment).')
 _BATCHES = flags.DEFINE_integer('batches', 10, 'Timed batches per recipe.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed batches first.')
@@ -85,10 +87,8 @@ def step_time(config, source) -> float:
     return _STEP_TIME.value
   if not _MEASURE.value:
     return float('nan')
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxseg import methods  # pylint: disable=g-import-not-at-top
   method = methods.build_method(config, source.meta)
-  transform = transforms.make_train_transform(config.dataset.augment, method.batch_keys)
+  transform = recipes.make_train_transform(config.dataset.augment, method.batch_keys)
   batch = pipeline.TrainBatches(source, transform, config.batch_size, seed=0)[0]
   state = jax.jit(method.init_state)(jax.random.PRNGKey(0), batch)
   step = jax.jit(method.train_step, donate_argnums=(0,))
@@ -113,7 +113,7 @@ def bench(config, recipe: str | None) -> dict:
   """One table row for `config` with `recipe` (None: the config's own augmentation)."""
   config = ml_collections.ConfigDict(config.to_dict())
   if recipe:
-    config.dataset.augment = ml_collections.ConfigDict(transforms.recipe(recipe))
+    config.dataset.augment = ml_collections.ConfigDict(recipes.recipe(recipe))
   if _CROP.value:
     config.dataset.augment.crop_size = tuple(int(v) for v in _CROP.value)
   aug = config.dataset.augment
@@ -123,7 +123,7 @@ def bench(config, recipe: str | None) -> dict:
   if _CACHE.value:
     source = CachedSource(source, _CACHE.value)
   threads = _THREADS.value or config.data_threads
-  transform = transforms.make_train_transform(aug, _keys(aug))
+  transform = recipes.make_train_transform(aug, _keys(aug))
   step_s = step_time(config, source)
   out = {'recipe': recipe or aug.get('recipe', 'deeplab'), 'dataset': config.dataset.name,
          'batch': batch, 'crop': 'x'.join(map(str, aug.crop_size)), 'read': read,
@@ -146,10 +146,10 @@ def format_row(r: dict) -> str:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO
-  recipes = list(transforms.RECIPES) if _RECIPE.value == ['all'] else _RECIPE.value or [None]
+  names = list(recipes.RECIPES) if _RECIPE.value == ['all'] else _RECIPE.value or [None]
   print('| ' + ' | '.join(COLUMNS) + ' |  (examples/s; headroom = pipeline / demand)')
   print('|' + '---|' * len(COLUMNS), flush=True)
-  for r in recipes:
+  for r in names:
     print(format_row(bench(_CONFIG.value, r)), flush=True)
 
 

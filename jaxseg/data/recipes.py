@@ -25,7 +25,7 @@ the evaluation image, targets keep their size, as AdaptSegNet evaluates):
   Evaluation: the whole map cropped to a multiple of the scale; a `depth_lr` the dataset
   already has (ToFMark) is kept.
 """
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -33,6 +33,43 @@ from jaxseg.data import transforms as T
 from jaxseg.data.formats import dsr
 
 RECIPE_NAMES = ('deeplab', 'pspnet', 'resize', 'zoom', 'dsr')
+
+CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)                    # DeepLab v2 init (BGR)
+ADAPTSEGNET_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
+IMAGENET_MEAN = (123.675, 116.28, 103.53)                       # RGB, 0-255
+IMAGENET_STD = (58.395, 57.12, 57.375)
+UNIT_STD = (1.0, 1.0, 1.0)
+
+# Presets per method (specs: deeplabv2.md §4, pspnet.md §4, adaptsegnet.md §5, padnet.md §2.7,
+# ctkt_dsr.md §7-8). Not in the specs, taken from the reference code's defaults: PSPNet's
+# rotation and blur probabilities (semseg RandRotate p=0.5, RandomGaussianBlur radius 5, p=0.5)
+# and the zoom centre (w/2, h/2) of MTL-PyTorch's ScaleNRotate (cv2.getRotationMatrix2D).
+RECIPES = {
+    'deeplabv2': dict(recipe='deeplab', scales=(0.5, 0.75, 1.0, 1.25, 1.5), scale_range=(),
+                      crop_size=(321, 321), flip=True, mean=CAFFE_BGR_MEAN, std=UNIT_STD,
+                      bgr=True),
+    'pspnet': dict(recipe='pspnet', scales=(), scale_range=(0.5, 2.0), rotate=(-10.0, 10.0),
+                   rotate_prob=0.5, blur_prob=0.5, blur_kernel=5, crop_size=(473, 473),
+                   flip=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
+    'adaptsegnet_gta5': dict(recipe='resize', resize_to=(720, 1280), image_interp='bicubic',
+                             crop_size=(720, 1280), flip=False, mean=ADAPTSEGNET_BGR_MEAN,
+                             std=UNIT_STD, bgr=True),
+    'adaptsegnet_cityscapes': dict(recipe='resize', resize_to=(512, 1024),
+                                   eval_resize_to=(512, 1024), image_interp='bicubic',
+                                   crop_size=(512, 1024), flip=False,
+                                   mean=ADAPTSEGNET_BGR_MEAN, std=UNIT_STD, bgr=True),
+    'padnet': dict(recipe='zoom', zoom=(1.0, 1.2, 1.5), flip=True, crop_size=(480, 640),
+                   mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
+    'dsr': dict(recipe='dsr', crop_size=(256, 256), dsr_scale=4, dsr_protocol='nyu', flip=True,
+                vflip=True, transpose=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
+}
+
+
+def recipe(name: str, **overrides) -> dict:
+  """A copy of `RECIPES[name]` with `overrides`, ready for `config.dataset.augment`."""
+  if name not in RECIPES:
+    raise ValueError(f'unknown augmentation recipe {name!r}; known: {sorted(RECIPES)}')
+  return dict(RECIPES[name], **overrides)
 
 
 def _fail(field: str, value, why: str):
@@ -265,3 +302,56 @@ def eval_step(aug) -> Callable:
       ex = dict(ex, image=T.resize_image(ex['image'], *resize_to, interp))
     return ex
   return step
+
+
+# ---------------------------------------------------------------------------------------------
+# Example -> batch entry: the recipe, normalisation, the batch keys.
+
+def _finalize(example: dict, keys: Sequence[str] | None) -> dict:
+  if keys is None:
+    keys = [k for k, v in example.items() if isinstance(v, np.ndarray)]
+  missing = [k for k in keys if k not in example]
+  if missing:
+    raise KeyError(f'the batch needs {missing}, but the dataset and augmentation recipe '
+                   f'provide only {sorted(example)}')
+  out = {}
+  for k in keys:
+    v = np.ascontiguousarray(example[k])
+    if k == 'label':
+      v = v.astype(np.int32)
+    elif v.dtype == np.float64:
+      v = v.astype(np.float32)
+    out[k] = v
+  return out
+
+
+def _needed(aug, keys) -> set | None:
+  """Keys the recipe reads: the requested ones, the image and the depth-SR source map."""
+  if keys is None:
+    return None
+  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr'}
+
+
+def make_train_transform(aug, keys: Sequence[str] | None) -> Callable:
+  """Training transform from `config.dataset.augment` (fields: this module's docstring).
+
+  `keys`: the batch keys to return (None: every array the recipe produces).
+  """
+  step = train_step(aug)
+  needed = _needed(aug, keys)
+
+  def transform(example: dict, rng: np.random.Generator) -> dict:
+    ex = {k: v for k, v in example.items() if needed is None or k in needed}
+    return _finalize(T.normalize(step(ex, rng), aug.mean, aug.std, aug.bgr), keys)
+  return transform
+
+
+def make_eval_transform(aug, keys: Sequence[str] | None) -> Callable:
+  """Evaluation: the whole image, normalised (plus the recipe's fixed resizes / LR inputs)."""
+  step = eval_step(aug)
+  needed = _needed(aug, keys)
+
+  def transform(example: dict) -> dict:
+    ex = {k: v for k, v in example.items() if needed is None or k in needed}
+    return _finalize(T.normalize(step(ex), aug.mean, aug.std, aug.bgr), keys)
+  return transform

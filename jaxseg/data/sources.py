@@ -13,12 +13,15 @@ from typing import Callable
 
 import numpy as np
 
+from jaxseg import viz
+from jaxseg.data import formats, synthetic
+from jaxseg.data.formats import cityscapes, synthia
+
 _VAL_SEED_OFFSET = 1_000_003
 SPLITS = ('train', 'val')
 
 
 def _synthetic(cfg, split: str):
-  from jaxseg.data import synthetic  # pylint: disable=g-import-not-at-top
   seed = cfg.seed + (0 if split == 'train' else _VAL_SEED_OFFSET)
   num = cfg.num_train if split == 'train' else cfg.num_val
   return synthetic.SyntheticScenes(seed=seed, num_examples=num, height=cfg.image_size[0],
@@ -65,7 +68,6 @@ def _choice(cfg, field: str, default, allowed):
 
 
 def _meta(name, class_names=(), palette=None):
-  from jaxseg import viz  # pylint: disable=g-import-not-at-top
   n = len(class_names)
   palette = viz.generic_palette(n) if palette is None and n else palette
   return {'name': name, 'class_names': tuple(class_names), 'num_classes': n,
@@ -74,18 +76,17 @@ def _meta(name, class_names=(), palette=None):
 
 
 def _city_classes(cfg, default=19):
-  from jaxseg.data.formats import cityscapes, synthia  # pylint: disable=g-import-not-at-top
   n = _choice(cfg, 'num_classes', default, (19, 16, 13))
   return n, (cityscapes.CLASS_NAMES if n == 19 else synthia.CLASS_NAMES_BY_PROTOCOL[n]), (
       synthia.PALETTES[n])
 
 
 def _formats(name):
-  from jaxseg.data import formats  # pylint: disable=g-import-not-at-top
   return formats.DATASETS[name]
 
 
 def _tofmark_config(cfg):
+  # builders import tensorflow_datasets (heavy; only real datasets need it)
   from jaxseg.data.builders import tofmark  # pylint: disable=g-import-not-at-top
   files = cfg.get('files', None)
   return tofmark.config_for(cfg.get('reader', 'png16_mm'), dict(files) if files else None)
@@ -158,6 +159,7 @@ def _holdout_indices(ids, holdout, split: str):
 
 
 def _real(name: str, cfg, split: str):
+  # builders import tensorflow_datasets (heavy; only real datasets need it)
   from jaxseg.data import builders  # pylint: disable=g-import-not-at-top
   spec = REAL[name]
   builder_cls = builders.BUILDERS[spec.builder]

@@ -6,15 +6,15 @@ Normals follow the geometry: a horizontal flip negates x, a vertical flip y, a t
 x and y, a rotation rotates (x, y). Out-of-image pixels are filled with the pixel mean (it
 normalises to 0) in the image and with ignore / invalid in the targets.
 
-`config.dataset.augment.recipe` picks the training recipe (fields in `jaxseg.data.recipes`;
-complete presets per method in `RECIPES`):
+The recipes that compose these ops, and their presets per method, are `jaxseg.data.recipes`
+(`config.dataset.augment.recipe` picks one):
   'deeplab' (default)  discrete `scales` (or uniform `scale_range`), pad bottom/right, crop, flip
   'pspnet'   uniform scale, rotation, Gaussian blur, flip, crop with centred padding
   'resize'   fixed `resize_to` (AdaptSegNet), optional flip / crop
   'zoom'     flip, centre zoom by a factor from `zoom` with depth / factor (PAD-Net)
   'dsr'      depth super-resolution patches, flips, transpose, low-resolution inputs
 """
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -22,44 +22,6 @@ from PIL import Image
 DENSE_NEAREST = ('label', 'depth', 'normals', 'contours', 'valid', 'disparity')
 _PAD_VALUES = {'label': 255, 'depth': 0.0, 'normals': 0.0, 'contours': 0, 'valid': False,
                'disparity': 0.0}
-
-CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)                    # DeepLab v2 init (BGR)
-ADAPTSEGNET_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
-IMAGENET_MEAN = (123.675, 116.28, 103.53)                       # RGB, 0-255
-IMAGENET_STD = (58.395, 57.12, 57.375)
-UNIT_STD = (1.0, 1.0, 1.0)
-
-# Presets per method (specs: deeplabv2.md §4, pspnet.md §4, adaptsegnet.md §5, padnet.md §2.7,
-# ctkt_dsr.md §7-8). Not in the specs, taken from the reference code's defaults: PSPNet's
-# rotation and blur probabilities (semseg RandRotate p=0.5, RandomGaussianBlur radius 5, p=0.5)
-# and the zoom centre (w/2, h/2) of MTL-PyTorch's ScaleNRotate (cv2.getRotationMatrix2D).
-RECIPES = {
-    'deeplabv2': dict(recipe='deeplab', scales=(0.5, 0.75, 1.0, 1.25, 1.5), scale_range=(),
-                      crop_size=(321, 321), flip=True, mean=CAFFE_BGR_MEAN, std=UNIT_STD,
-                      bgr=True),
-    'pspnet': dict(recipe='pspnet', scales=(), scale_range=(0.5, 2.0), rotate=(-10.0, 10.0),
-                   rotate_prob=0.5, blur_prob=0.5, blur_kernel=5, crop_size=(473, 473),
-                   flip=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
-    'adaptsegnet_gta5': dict(recipe='resize', resize_to=(720, 1280), image_interp='bicubic',
-                             crop_size=(720, 1280), flip=False, mean=ADAPTSEGNET_BGR_MEAN,
-                             std=UNIT_STD, bgr=True),
-    'adaptsegnet_cityscapes': dict(recipe='resize', resize_to=(512, 1024),
-                                   eval_resize_to=(512, 1024), image_interp='bicubic',
-                                   crop_size=(512, 1024), flip=False,
-                                   mean=ADAPTSEGNET_BGR_MEAN, std=UNIT_STD, bgr=True),
-    'padnet': dict(recipe='zoom', zoom=(1.0, 1.2, 1.5), flip=True, crop_size=(480, 640),
-                   mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
-    'dsr': dict(recipe='dsr', crop_size=(256, 256), dsr_scale=4, dsr_protocol='nyu', flip=True,
-                vflip=True, transpose=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False),
-}
-
-
-def recipe(name: str, **overrides) -> dict:
-  """A copy of `RECIPES[name]` with `overrides`, ready for `config.dataset.augment`."""
-  if name not in RECIPES:
-    raise ValueError(f'unknown augmentation recipe {name!r}; known: {sorted(RECIPES)}')
-  return dict(RECIPES[name], **overrides)
-
 
 # ---------------------------------------------------------------------------------------------
 # Resizing, padding, cropping, flipping.
@@ -304,55 +266,3 @@ def normalize(example: dict, mean: Sequence[float], std: Sequence[float], bgr: b
     img /= np.asarray(std, np.float32)
   out['image'] = img
   return out
-
-
-def _finalize(example: dict, keys: Sequence[str] | None) -> dict:
-  if keys is None:
-    keys = [k for k, v in example.items() if isinstance(v, np.ndarray)]
-  missing = [k for k in keys if k not in example]
-  if missing:
-    raise KeyError(f'the batch needs {missing}, but the dataset and augmentation recipe '
-                   f'provide only {sorted(example)}')
-  out = {}
-  for k in keys:
-    v = np.ascontiguousarray(example[k])
-    if k == 'label':
-      v = v.astype(np.int32)
-    elif v.dtype == np.float64:
-      v = v.astype(np.float32)
-    out[k] = v
-  return out
-
-
-def _needed(aug, keys) -> set | None:
-  """Keys the recipe reads: the requested ones, the image and the depth-SR source map."""
-  if keys is None:
-    return None
-  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr'}
-
-
-def make_train_transform(aug, keys: Sequence[str] | None) -> Callable:
-  """Training transform from `config.dataset.augment` (fields: `jaxseg.data.recipes`).
-
-  `keys`: the batch keys to return (None: every array the recipe produces).
-  """
-  from jaxseg.data import recipes  # pylint: disable=g-import-not-at-top
-  step = recipes.train_step(aug)
-  needed = _needed(aug, keys)
-
-  def transform(example: dict, rng: np.random.Generator) -> dict:
-    ex = {k: v for k, v in example.items() if needed is None or k in needed}
-    return _finalize(normalize(step(ex, rng), aug.mean, aug.std, aug.bgr), keys)
-  return transform
-
-
-def make_eval_transform(aug, keys: Sequence[str] | None) -> Callable:
-  """Evaluation: the whole image, normalised (plus the recipe's fixed resizes / LR inputs)."""
-  from jaxseg.data import recipes  # pylint: disable=g-import-not-at-top
-  step = recipes.eval_step(aug)
-  needed = _needed(aug, keys)
-
-  def transform(example: dict) -> dict:
-    ex = {k: v for k, v in example.items() if needed is None or k in needed}
-    return _finalize(normalize(step(ex), aug.mean, aug.std, aug.bgr), keys)
-  return transform

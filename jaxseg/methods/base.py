@@ -19,7 +19,7 @@ from absl import logging
 from jaxseg import convert
 from jaxseg.convert.layouts import join
 from jaxseg.convert.load import is_flax_flat
-from jaxseg.data import transforms
+from jaxseg.data import recipes
 from jaxseg.training import optimizers
 from jaxseg.training.state import TrainState
 
@@ -204,7 +204,7 @@ class Method(abc.ABC):
                                     'batch_stats', loaded))
 
   def train_transform(self) -> Callable:
-    return transforms.make_train_transform(self.config.dataset.augment, self.batch_keys)
+    return recipes.make_train_transform(self.config.dataset.augment, self.batch_keys)
 
   #: True where `predict_step` returns a class map 'label' (B, H, W) for an 'image' batch alone,
   #: so `--config.predict.input=<folder or glob>` can run on the user's own images.
@@ -215,5 +215,5 @@ class Method(abc.ABC):
     return transforms.make_eval_transform(self.config.dataset.augment, ('image',))
 
   def eval_transform(self) -> Callable:
-    return transforms.make_eval_transform(self.config.dataset.augment,
+    return recipes.make_eval_transform(self.config.dataset.augment,
                                           tuple(self.batch_keys) + ())

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxseg.nn.conv_vjp import conv2d_matmul_wgrad
+
 IntOrPair = Union[int, Sequence[int]]
 Padding = Union[None, int, Sequence[int], Sequence[Sequence[int]]]
 PadPairs = Tuple[Tuple[int, int], Tuple[int, int]]
@@ -67,7 +69,6 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: IntOrPair = 1, dilation: In
         dimension_numbers=DIMENSION_NUMBERS, feature_group_count=feature_group_count,
         precision=precision)
   if impl == 'matmul':
-    from jaxseg.nn.conv_vjp import conv2d_matmul_wgrad  # pylint: disable=g-import-not-at-top
     return conv2d_matmul_wgrad(x, kernel, strides, pads, dilation, feature_group_count)
   raise ValueError(f'unknown conv impl {impl!r}; expected one of {CONV_IMPLS}')
 

@@ -239,6 +239,9 @@ def head_param_groups(head_prefix: str, lr_mult: float = 10.0,
   'aspp_aux', also under an MSC 'base/' prefix). With `bias_lr_mult`, head biases get their own
   group ('head_bias', weight decay `bias_weight_decay`, None = inherit). With `freeze_bn`, BatchNorm
   params (modules `bn*` and `downsample_bn`) are frozen: no update and no weight decay.
+  AdaptSegNet's simplification of DeepLab's groups (all head params 10x, decay everywhere, BN
+  affine frozen) is `head_param_groups('aspp', 10.0, freeze_bn=True)`. DeepLab v2's own groups:
+  `jaxseg.methods.deeplabv2.param_groups`.
   """
   head = rf'(^|/)({head_prefix})[^/]*/'
   groups = []
@@ -250,14 +253,3 @@ def head_param_groups(head_prefix: str, lr_mult: float = 10.0,
                    'lr_mult': float(bias_lr_mult), 'weight_decay': bias_weight_decay})
   groups.append({'name': 'head_weight', 'pattern': head, 'lr_mult': float(lr_mult)})
   return groups
-
-
-def deeplab_param_groups(head_prefix: str = 'aspp') -> List[Dict[str, Any]]:
-  """DeepLab v2 (Caffe lr_mult / decay_mult): BatchNorm frozen, head biases 20x with weight
-  decay 0, head weights 10x, backbone 1x ('default'). AdaptSegNet's simplification (all head
-  params 10x, decay everywhere, BN affine frozen) is `head_param_groups('aspp', 10.0,
-  freeze_bn=True)`; PSPNet-style heads at 10x with BN trained is e.g.
-  `head_param_groups('ppm|cls|aux', 10.0)` (adapt the regex to the module names).
-  """
-  return head_param_groups(head_prefix, lr_mult=10.0, bias_lr_mult=20.0, bias_weight_decay=0.0,
-                           freeze_bn=True)

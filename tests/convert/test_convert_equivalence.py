@@ -16,7 +16,7 @@ torch = pytest.importorskip('torch', reason='equivalence tests compare with a Py
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from convert.convert_helpers import check_close, rel_err
-from convert.torch_reference import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
+from jaxseg.bench.torch_resnet import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
 from jaxseg.backbones import ResNet
 from jaxseg.convert import convert_flat, flatten, load_into, load_pretrained
 from jaxseg.convert.__main__ import main as cli_main

@@ -85,7 +85,7 @@ def test_missing_file_names_path(tmp_path):
 
 def test_zip_reader_matches_torch_load(tmp_path):
   torch = pytest.importorskip('torch', reason='compares the torch-free reader with torch.load')
-  from convert.torch_reference import TorchDeepLabV2, MSDeepLab, randomize  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_resnet import TorchDeepLabV2, MSDeepLab, randomize  # pylint: disable=g-import-not-at-top
   net = randomize(MSDeepLab(TorchDeepLabV2(num_classes=3, width=4)))
   sd = net.state_dict()
   sd['extra.half'] = torch.randn(5, 3).half()[1:, ::2]

@@ -1,10 +1,12 @@
 """`config.init_from`: `Method.load_pretrained` and `python -m jaxseg.main --config.init_from=...`.
 
-A tiny DeepLab v2 torch reference (one bottleneck per stage, width 8, `Scale.`-prefixed keys, a
-21-class ASPP) is saved with `torch.save` and converted with the CLI; the segmentation method of
+A tiny DeepLab v2 state_dict (one bottleneck per stage, width 8, `Scale.`-prefixed torch key
+names, a 21-class ASPP, random values) is saved as .npz (and, where torch is installed, with
+`torch.save`) and converted with the CLI; the segmentation method of
 `configs/deeplabv2.py:smoke` (7 synthetic classes, MSC on and off) must put every backbone array
 exactly where it belongs and keep its own 7-class ASPP, reporting the skip. The in-process tests
-build states with `jax.eval_shape` (nothing compiles); only the end-to-end run compiles.
+build states with `jax.eval_shape` (nothing compiles); only the end-to-end run compiles. Only the
+.pth cases need torch; the rest run without it.
 """
 import os
 
@@ -12,19 +14,22 @@ import jax
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch', reason='these tests save a PyTorch reference state_dict')
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from conftest import run_module
 from convert.convert_helpers import torch_state_from_flax
-from convert.torch_reference import MSDeepLab, TorchDeepLabV2, TorchResNet, randomize
 from jaxseg import methods
 from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
+from jaxseg.configlib import set_field
 from jaxseg.convert import convert_flat, flatten
+from jaxseg.backbones import ResNet
 from jaxseg.data import sources
+from jaxseg.models.deeplabv2 import DeepLabV2
 
-torch.set_num_threads(1)
+try:
+  import torch  # pylint: disable=g-import-not-at-top
+except ImportError:
+  torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason='writes a .pth with torch.save')
 FILE_CLASSES = 21
 ASPP_KEYS = [f'aspp/branch_{i}/{leaf}' for i in range(4) for leaf in ('kernel', 'bias')]
 
@@ -32,11 +37,7 @@ ASPP_KEYS = [f'aspp/branch_{i}/{leaf}' for i in range(4) for leaf in ('kernel', 
 def smoke_config(**overrides):
   config = load_config('configs/deeplabv2.py:smoke')
   for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split('.')
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+    set_field(config, path, value)
   return config
 
 
@@ -44,17 +45,32 @@ def run(module, *args, timeout=600):
   return run_module(module, *args, timeout=timeout)
 
 
+def random_torch_state(model, seed, key_prefix='', layout='deeplabv2'):
+  """A torch-named state_dict (NumPy) of `model`'s shapes with random values (BN var > 0)."""
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                             np.zeros((1, 33, 33, 3), np.float32), train=False))
+  rng = np.random.default_rng(seed)
+  fill = lambda path, s: np.asarray(
+      rng.uniform(0.5, 1.5, s.shape) if path[-1].key == 'var' else rng.normal(size=s.shape),
+      s.dtype)
+  return torch_state_from_flax(jax.tree_util.tree_map_with_path(fill, shapes), layout, key_prefix)
+
+
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory):
-  """(torch state_dict as NumPy, .pth path, converter OUTDIR) of a 21-class DeepLab v2."""
+  """(state_dict as NumPy, .pth path or None without torch, converter OUTDIR) of a 21-class
+  DeepLab v2."""
   tmp = tmp_path_factory.mktemp('init_from')
-  net = randomize(MSDeepLab(TorchDeepLabV2(FILE_CLASSES, width=8)), seed=3)
-  state = {k: v.numpy() for k, v in net.state_dict().items()}
+  state = random_torch_state(DeepLabV2(FILE_CLASSES, depth=14, width=8), 3, 'Scale.')
   assert all(k.startswith('Scale.') for k in state) and 'Scale.layer5.conv2d_list.3.weight' in state
-  pth = str(tmp / 'DeepLab_tiny_init.pth')
-  torch.save(net.state_dict(), pth)
+  npz = str(tmp / 'DeepLab_tiny_init.npz')
+  np.savez(npz, **state)
+  pth = None
+  if torch is not None:
+    pth = str(tmp / 'DeepLab_tiny_init.pth')
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, pth)
   outdir = str(tmp / 'converted')
-  out = run('jaxseg.convert', '--from=torch', '--layout=deeplabv2', pth, outdir + '/', timeout=300)
+  out = run('jaxseg.convert', '--from=npz', '--layout=deeplabv2', npz, outdir + '/', timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   assert os.path.isfile(os.path.join(outdir, 'weights.npz')), out.stdout
   return state, pth, outdir
@@ -118,7 +134,7 @@ def check_report(method, capsys, root):
   assert f'{prefix}aspp/branch_0/kernel file (3, 3, 256, 21) model (3, 3, 256, 7)' in printed
 
 
-@pytest.mark.parametrize('source', ['outdir', 'npz', 'pth'])
+@pytest.mark.parametrize('source', ['outdir', 'npz', pytest.param('pth', marks=needs_torch)])
 def test_load_pretrained_places_backbone_and_skips_aspp(weights, method_and_state, source,
                                                         capsys):
   torch_state, pth, outdir = weights
@@ -151,15 +167,18 @@ def test_wrong_shape_and_missing_keys_raise(weights, method_and_state, tmp_path)
 def test_backbone_only_layout_keeps_heads(method_and_state, tmp_path, capsys):
   """An ImageNet ResNet (torchvision layout, with fc) loads the backbone; ASPP keeps its init."""
   method, state, root = method_and_state
-  net = randomize(TorchResNet(width=8, layout='pytorch', num_fc=10), seed=5)
-  path = str(tmp_path / 'resnet.pth')
-  torch.save(net.state_dict(), path)
+  state_dict = random_torch_state(ResNet(depth=14, width=8, layout='pytorch'), 5,
+                                  layout='torchvision_resnet')
+  state_dict['fc.weight'] = np.ones((10, 8 * 8 * 4), np.float32)
+  state_dict['fc.bias'] = np.zeros((10,), np.float32)
+  path = str(tmp_path / 'resnet.npz')
+  np.savez(path, **state_dict)
   method.config.init_layout = 'torchvision_resnet'
   try:
     new = method.load_pretrained(state, path)
   finally:
     method.config.init_layout = 'deeplabv2'
-  want = convert_flat({k: v.numpy() for k, v in net.state_dict().items()}, 'torchvision_resnet')[0]
+  want = convert_flat(state_dict, 'torchvision_resnet')[0]
   got = flatten(subtree(new.params, root))
   np.testing.assert_array_equal(got['backbone/layer4_0/conv3/kernel'],
                                 want['params/layer4_0/conv3/kernel'])
@@ -185,7 +204,7 @@ def test_flax_paths_saved_with_the_wrapper_load_too(method_and_state, tmp_path):
 
 def test_config_checks_init_fields(weights, tmp_path):
   _, pth, outdir = weights
-  for good in (pth, outdir, os.path.join(outdir, 'weights.npz')):
+  for good in [p for p in (pth, outdir, os.path.join(outdir, 'weights.npz')) if p]:
     config_checks.validate(smoke_config(init_from=good))
   with pytest.raises(config_checks.ConfigError, match=r"config\.init_from='/nonexistent'"):
     config_checks.validate(smoke_config(init_from='/nonexistent'))

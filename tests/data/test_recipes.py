@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxseg.data import transforms
+from jaxseg.data import recipes, transforms
 from jaxseg.data.formats import dsr
 
 H, W = 40, 60
@@ -28,7 +28,7 @@ def _example():
 
 def _aug(name, **over):
   over = dict(dict(mean=MEAN, std=(1.0, 1.0, 1.0), bgr=False), **over)
-  return ml_collections.ConfigDict(transforms.recipe(name, **over))
+  return ml_collections.ConfigDict(recipes.recipe(name, **over))
 
 
 def _source_coords(out):
@@ -76,7 +76,7 @@ def check_aligned(out, depth_scaled=False, depth_tol=0.8):
     ('dsr', dict(crop_size=(32, 32), dsr_protocol='middlebury')),
 ])
 def test_every_recipe_keeps_targets_aligned(name, over):
-  t = transforms.make_train_transform(_aug(name, **over), None)
+  t = recipes.make_train_transform(_aug(name, **over), None)
   flips = set()
   for seed in range(8):
     out = t(_example(), np.random.default_rng(seed))
@@ -90,7 +90,7 @@ def test_every_recipe_keeps_targets_aligned(name, over):
 def test_pspnet_rotation_nearest_labels_and_ignore_fill():
   aug = _aug('pspnet', scale_range=(1.0, 1.0), rotate=(10.0, 10.0), rotate_prob=1.0,
              blur_prob=0.0, flip=False, crop_size=(H, W))
-  out = transforms.make_train_transform(aug, None)(_example(), np.random.default_rng(0))
+  out = recipes.make_train_transform(aug, None)(_example(), np.random.default_rng(0))
   assert out['label'][0, 0] == 255 and out['label'][-1, -1] == 255  # corners cut
   assert set(np.unique(out['label'])) <= set(np.unique(_example()['label'])) | {255}
   j = check_aligned(out)
@@ -101,7 +101,7 @@ def test_pspnet_rotation_nearest_labels_and_ignore_fill():
 
 def test_zoom_divides_depth_and_keeps_normals():
   aug = _aug('padnet', crop_size=(H, W), zoom=(1.5,), flip=False)
-  out = transforms.make_train_transform(aug, None)(_example(), np.random.default_rng(0))
+  out = recipes.make_train_transform(aug, None)(_example(), np.random.default_rng(0))
   j = check_aligned(out, depth_scaled=True)
   np.testing.assert_allclose(j, np.eye(2) / 1.5, atol=0.01)
   np.testing.assert_array_equal(out['normals'][out['valid']][:, :2], np.tile(N_SRC, (
@@ -112,7 +112,7 @@ def test_zoom_divides_depth_and_keeps_normals():
 
 def test_dsr_low_resolution_inputs_and_transpose():
   aug = _aug('dsr', crop_size=(32, 32), dsr_scale=8, dsr_protocol='nyu')
-  t = transforms.make_train_transform(aug, None)
+  t = recipes.make_train_transform(aug, None)
   transposed = 0
   for seed in range(8):
     out = t(_example(), np.random.default_rng(seed))
@@ -140,14 +140,14 @@ def test_gaussian_blur_is_opencv_sigma0_kernel():
 
 def test_eval_transforms():
   ex = _example()
-  ada = transforms.make_eval_transform(_aug('adaptsegnet_cityscapes', eval_resize_to=(20, 30)),
+  ada = recipes.make_eval_transform(_aug('adaptsegnet_cityscapes', eval_resize_to=(20, 30)),
                                        ('image', 'label'))(ex)
   assert ada['image'].shape == (20, 30, 3) and ada['label'].shape == (H, W)
-  d = transforms.make_eval_transform(_aug('dsr', dsr_scale=16), None)(ex)
+  d = recipes.make_eval_transform(_aug('dsr', dsr_scale=16), None)(ex)
   assert d['depth'].shape == (32, 48) and d['depth_lr'].shape == (2, 3)
   tof = dict(ex, depth_lr=np.ones((5, 7), np.float32))
-  assert transforms.make_eval_transform(_aug('dsr'), None)(tof)['depth_lr'].shape == (5, 7)
-  z = transforms.make_eval_transform(_aug('padnet', crop_size=(20, 30)), None)(ex)
+  assert recipes.make_eval_transform(_aug('dsr'), None)(tof)['depth_lr'].shape == (5, 7)
+  z = recipes.make_eval_transform(_aug('padnet', crop_size=(20, 30)), None)(ex)
   assert z['image'].shape == (20, 30, 3) and z['depth'].shape == (20, 30)
 
 
@@ -159,11 +159,11 @@ def test_eval_transforms():
 ])
 def test_bad_fields_are_named(over, field):
   with pytest.raises(ValueError, match=f'config.dataset.augment.{field}='):
-    transforms.make_train_transform(_aug('dsr', **over), None)
+    recipes.make_train_transform(_aug('dsr', **over), None)
 
 
 def test_missing_batch_key_is_explained():
-  t = transforms.make_train_transform(_aug('deeplabv2', crop_size=(8, 8)), ('image', 'depth'))
+  t = recipes.make_train_transform(_aug('deeplabv2', crop_size=(8, 8)), ('image', 'depth'))
   with pytest.raises(KeyError, match="needs \\['depth'\\]"):
     t({'image': _example()['image'], 'label': _example()['label']}, np.random.default_rng(0))
 

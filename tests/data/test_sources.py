@@ -3,7 +3,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxseg.data import pipeline, sources, transforms
+from jaxseg.data import pipeline, recipes, sources
 from jaxseg.data.formats import DatasetLayoutError, cityscapes
 from tests.data.formats import test_cityscapes as city_w
 from tests.data.formats import test_middlebury as mb_w
@@ -90,14 +90,14 @@ def test_pipeline_over_a_prepared_source(city):
   root, prepared = city
   cfg = _cfg(name='cityscapes', data_dir=str(root), prepared_dir=str(prepared))
   src = sources.make_source(cfg, 'train')
-  aug = ml_collections.ConfigDict(transforms.recipe('pspnet', crop_size=(8, 8)))
-  batches = pipeline.TrainBatches(src, transforms.make_train_transform(aug, ('image', 'label')),
+  aug = ml_collections.ConfigDict(recipes.recipe('pspnet', crop_size=(8, 8)))
+  batches = pipeline.TrainBatches(src, recipes.make_train_transform(aug, ('image', 'label')),
                                   global_batch_size=3, seed=0)
   got = list(batches.iterate(0, 2))
   assert got[0]['image'].shape == (3, 8, 8, 3) and got[1]['label'].dtype == np.int32
   np.testing.assert_array_equal(got[1]['label'], batches[1]['label'])  # deterministic
   evals = list(pipeline.eval_batches(sources.make_source(cfg, 'val'),
-                                     transforms.make_eval_transform(aug, ('image', 'label')), 4))
+                                     recipes.make_eval_transform(aug, ('image', 'label')), 4))
   assert len(evals) == 1 and evals[0]['mask'].tolist() == [True, True, False, False]
 
 
@@ -108,7 +108,7 @@ def test_deeplabv2_dataset_variants_validate(variant, tmp_path):
   c = load_config(f'configs/deeplabv2.py:{variant}')
   config_checks.validate(c)
   assert c.dataset.name == variant and c.dataset.data_dir == ''
-  transforms.make_train_transform(c.dataset.augment, ('image', 'label'))
+  recipes.make_train_transform(c.dataset.augment, ('image', 'label'))
   with c.unlocked():
     c.dataset.prepared_dir = str(tmp_path)
   with pytest.raises(ValueError, match='config.dataset.data_dir is not set'):

@@ -5,9 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from jaxseg import nn as jsnn
 from jaxseg.losses import reduce, segmentation as seg
 
 
@@ -105,8 +103,6 @@ def test_global_mean_under_mapped_axis_matches_global_mean():
 
 
 def test_msc_loss_is_sum_of_four_terms():
-  if not hasattr(jsnn, 'resize_nearest'):
-    pytest.skip('jaxseg.nn.resize_nearest not available yet')
   rng = np.random.default_rng(1)
   k = 3
   labels = rng.integers(0, k, size=(1, 6, 6)).astype(np.int32)

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import np_variables, set_field
+from conftest import np_variables
+from jaxseg.configlib import set_field
 from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 from jaxseg.data import sources, synthetic

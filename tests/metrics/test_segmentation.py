@@ -5,6 +5,7 @@ import math
 import chex
 import jax
 import numpy as np
+import pytest
 
 from jaxseg.metrics import segmentation as m
 
@@ -54,14 +55,19 @@ def test_predicted_but_absent_class_has_zero_iou():
 
 
 def test_format_iou_table():
-  s = m.segmentation_scores(EXPECTED_CM)
-  text = m.format_iou_table(s, ['road', 'sidewalk', 'building'])
-  lines = text.splitlines()
-  assert text.endswith('\n')
-  assert lines[2].split() == ['road', '50.00', '66.67']
-  assert lines[3].split() == ['sidewalk', '60.00', '75.00']
-  assert lines[4].split() == ['building', 'n/a', 'n/a']
-  assert 'mIoU' in text and '55.00' in text
-  assert any(l.split()[:2] == ['pixel', 'acc'] for l in lines)
-  assert len({len(l) for l in lines if not l.startswith(('mIoU', 'pixel', 'mean'))}) == 1
-  assert text == m.format_iou_table(s, ['road', 'sidewalk', 'building'])
+  # EXPECTED_CM by hand: road IoU 2 / (3 + 3 - 2), acc 2 / 3; sidewalk 3 / (4 + 4 - 3), 3 / 4;
+  # building absent (n/a); pixel acc 5 / 7; mean acc (2 / 3 + 3 / 4) / 2.
+  text = m.format_iou_table(m.segmentation_scores(EXPECTED_CM), ['road', 'sidewalk', 'building'])
+  assert text == ('class       IoU %   Acc %\n'
+                  '-------------------------\n'
+                  'road        50.00   66.67\n'
+                  'sidewalk    60.00   75.00\n'
+                  'building      n/a     n/a\n'
+                  '-------------------------\n'
+                  'mIoU        55.00\n'
+                  'pixel acc   71.43\n'
+                  'mean acc    70.83\n'), text
+  default_names = m.format_iou_table(m.segmentation_scores(EXPECTED_CM)).splitlines()
+  assert [l.split()[0] for l in default_names[2:5]] == ['0', '1', '2']
+  with pytest.raises(ValueError, match='2 class names for 3 classes'):
+    m.format_iou_table(m.segmentation_scores(EXPECTED_CM), ['a', 'b'])

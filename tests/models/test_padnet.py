@@ -11,7 +11,7 @@ import pytest
 
 from conftest import np_variables
 from jaxseg.heads.padnet_distillation import Distillation, concat_distillation
-from jaxseg.methods.padnet.model import INTERMEDIATE_TASKS, DeconvBNReLU, PADNet
+from jaxseg.methods.padnet.model import INTERMEDIATE_TASKS, ConvBNReLU, PADNet
 
 B, H, W, K, N = 2, 64, 64, 5, 16
 TINY = dict(num_classes=K, features=N, backbone_depth=14, backbone_width=8, aggregate_features=8)
@@ -120,7 +120,7 @@ def test_deconv_geometry_matches_pytorch_convtranspose():
   """2x upsampling with y[o] = sum_i x[i] w_torch[o + 1 - 2i], w_torch = flipped Flax kernel."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(1, 3, 2, 1)), jnp.float32)
-  module = DeconvBNReLU(1)
+  module = ConvBNReLU(1, kernel_size=4, transpose=True)
   variables = np_variables(module, x, train=False)
   y = module.apply(variables, x, False)  # BN (eval): running mean 0, var 1, scale 1
   w = np.asarray(variables['params']['deconv']['kernel'])[::-1, ::-1, 0, 0]

@@ -1,7 +1,7 @@
 """Bad config values stop before anything compiles, with an error naming the field."""
 import pytest
 
-from conftest import set_field
+from jaxseg.configlib import set_field
 from jaxseg.runner import config_checks
 from jaxseg.config_files import load_config
 

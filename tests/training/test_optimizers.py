@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxseg.methods.deeplabv2.param_groups import deeplab_param_groups
 from jaxseg.training import optimizers as opt
 
 
@@ -25,18 +26,18 @@ def fake_deeplab_params():
 
 
 def test_deeplab_group_labels():
-  labels = opt.param_group_labels(fake_deeplab_params(), opt.deeplab_param_groups())
+  labels = opt.param_group_labels(fake_deeplab_params(), deeplab_param_groups(freeze_bn=True))
   bb = labels['backbone']
   assert bb['stem'] == {'conv1': {'kernel': 'default'},
-                        'bn1': {'scale': 'frozen_bn', 'bias': 'frozen_bn'}}
-  assert bb['layer1_0']['downsample_bn'] == {'scale': 'frozen_bn', 'bias': 'frozen_bn'}
+                        'bn1': {'scale': 'batchnorm', 'bias': 'batchnorm'}}
+  assert bb['layer1_0']['downsample_bn'] == {'scale': 'batchnorm', 'bias': 'batchnorm'}
   assert bb['layer1_0']['downsample_conv'] == {'kernel': 'default'}
   assert labels['aspp']['branch_1'] == {'kernel': 'head_weight', 'bias': 'head_bias'}
   # MSC wrapper ('base/' prefix) and the AdaptSegNet auxiliary head ('aspp_aux').
   wrapped = {'base': {**fake_deeplab_params(), 'aspp_aux': {'branch_0': {'kernel': 0, 'bias': 0}}}}
-  labels = opt.param_group_labels(wrapped, opt.deeplab_param_groups())['base']
+  labels = opt.param_group_labels(wrapped, deeplab_param_groups(freeze_bn=True))['base']
   assert labels['aspp_aux']['branch_0'] == {'kernel': 'head_weight', 'bias': 'head_bias'}
-  assert labels['backbone']['stem']['bn1']['bias'] == 'frozen_bn'
+  assert labels['backbone']['stem']['bn1']['bias'] == 'batchnorm'
   adapt = opt.param_group_labels(wrapped, opt.head_param_groups('aspp', 10.0, freeze_bn=True))
   assert adapt['base']['aspp']['branch_0'] == {'kernel': 'head_weight', 'bias': 'head_weight'}
   # First match wins; unmatched -> 'default'.
@@ -75,7 +76,7 @@ def deeplab_cfg():
   return ml_collections.ConfigDict({
       'name': 'sgd', 'learning_rate': 0.1, 'momentum': 0.9, 'weight_decay': 0.01,
       'nesterov': False, 'schedule': 'poly', 'power': 0.9,
-      'param_groups': opt.deeplab_param_groups()})
+      'param_groups': deeplab_param_groups(freeze_bn=True)})
 
 
 def test_deeplab_sgd_two_steps_match_pytorch_recipe():
@@ -115,15 +116,15 @@ def test_deeplab_sgd_two_steps_match_pytorch_recipe():
 
 
 def test_make_optimizer_rejects_bad_groups():
-  cfg = deeplab_cfg()
-  cfg.param_groups = [{'name': 'head', 'pattern': 'classifier/'}]
-  with pytest.raises(ValueError, match='match no parameter'):
-    opt.make_optimizer(cfg, fake_deeplab_params(), 10)
-  cfg.param_groups = [{'name': 'head', 'pattern': 'classifier/', 'optional': True}]
-  opt.make_optimizer(cfg, fake_deeplab_params(), 10)
-  cfg.param_groups = [{'name': 'a', 'pattern': 'x'}, {'name': 'a', 'pattern': 'y'}]
-  with pytest.raises(ValueError, match='duplicate'):
-    opt.make_optimizer(cfg, fake_deeplab_params(), 10)
+  def cfg(groups):
+    return dict(deeplab_cfg().to_dict(), param_groups=groups)
+  with pytest.raises(ValueError, match=r"param groups \['head'\] match no parameter"):
+    opt.make_optimizer(cfg([{'name': 'head', 'pattern': 'classifier/'}]), fake_deeplab_params(), 10)
+  opt.make_optimizer(cfg([{'name': 'head', 'pattern': 'classifier/', 'optional': True}]),
+                     fake_deeplab_params(), 10)
+  with pytest.raises(ValueError, match=r"duplicate param group names: \['a'\]"):
+    opt.make_optimizer(cfg([{'name': 'a', 'pattern': 'x'}, {'name': 'a', 'pattern': 'y'}]),
+                       fake_deeplab_params(), 10)
 
 
 def test_multi_tree_each_tree_moves_as_its_own_chain():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from jaxseg.data import pipeline, transforms
+from jaxseg.data import pipeline, recipes
 
 
 class IndexSource:
@@ -97,7 +97,7 @@ def test_train_transform_keeps_targets_aligned():
   import ml_collections  # pylint: disable=g-import-not-at-top
   aug = ml_collections.ConfigDict(dict(scales=(0.5, 1.0, 1.5), scale_range=(), crop_size=(20, 20),
                                        flip=True, mean=(0., 0., 0.), std=(1., 1., 1.), bgr=False))
-  t = transforms.make_train_transform(aug, ('image', 'label', 'normals'))
+  t = recipes.make_train_transform(aug, ('image', 'label', 'normals'))
   flipped = 0
   for seed in range(12):
     out = t(example, np.random.default_rng(seed))

@@ -2,7 +2,7 @@
 
 `GT/LABELS/*.png` are 16-bit 3-channel PNGs: the class id is in R, the instance id in G. Pillow
 would silently reduce them to 8 bits (ids -> 0), so they are decoded with
-`common.read_png16_rgb` at full 16-bit depth.
+`png.read_png16_rgb` at full 16-bit depth.
 
 Class protocols (source ids from the SYNTHIA README as used by DAFormer / DADA / ADVENT):
   19: the Cityscapes trainIds (terrain, truck and train never occur in SYNTHIA);
@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from jaxseg.data.formats import cityscapes, common
+from jaxseg.data.formats import cityscapes, common, png
 from jaxseg.data.formats.common import DatasetLayoutError
 
 EXPECTED_LAYOUT = """\
@@ -77,7 +77,7 @@ def list_examples(root, split: str = 'all', *, num_classes: int = 16) -> list[di
 
 def read_label_ids(path) -> np.ndarray:
   """Raw SYNTHIA class ids: the R channel of a GT/LABELS PNG, (H, W) uint16."""
-  return common.read_png16_rgb(path, EXPECTED_LAYOUT, channels=(0,))[..., 0]
+  return png.read_png16_rgb(path, EXPECTED_LAYOUT, channels=(0,))[..., 0]
 
 
 def map_ids(ids: np.ndarray, num_classes: int = 16) -> np.ndarray:

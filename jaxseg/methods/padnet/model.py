@@ -45,41 +45,27 @@ DISTILL_INPUTS = ('predictions', 'features')
 
 
 class ConvBNReLU(nn.Module):
-  """Conv (no bias) + BatchNorm + ReLU."""
-  features: int
-  kernel_size: int = 1
-  bn_mode: str = 'train'
-  bn_axis_name: Optional[str] = None
-  conv_impl: str = 'xla'
-  dtype: Any = None
+  """Conv (no bias) + BatchNorm + ReLU; with `transpose` the conv is a stride-2 transposed conv.
 
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    x = Conv2D(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
-               name='conv')(x)
-    return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
-                             name='bn')(x, train))
-
-
-class DeconvBNReLU(nn.Module):
-  """Stride-2 transposed conv (no bias, exact 2x upsampling) + BatchNorm + ReLU.
-
-  Kernel 4 with 'SAME' padding has the geometry of PyTorch ConvTranspose2d(k=4, s=2, p=1); the
-  Flax kernel is PyTorch's spatially flipped (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]).
-  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init. Computed as four sub-pixel
-  convolutions (`jaxseg.nn.deconv`, equal to `nn.ConvTranspose`), through `conv_impl`.
+  Conv: param `conv/kernel` (k, k, C_in, C_out). Transposed (exact 2x upsampling), param
+  `deconv/kernel`, He-normal fan-out init: kernel 4 with 'SAME' padding has the geometry of
+  PyTorch ConvTranspose2d(k=4, s=2, p=1), the Flax kernel being PyTorch's spatially flipped
+  (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]); computed as four sub-pixel convolutions
+  (`jaxseg.nn.deconv`, equal to `nn.ConvTranspose`), through `conv_impl`.
   """
   features: int
-  kernel_size: int = 4
+  kernel_size: int = 1
+  transpose: bool = False
   bn_mode: str = 'train'
   bn_axis_name: Optional[str] = None
-  dtype: Any = None
   conv_impl: str = 'xla'
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    x = ConvTranspose2x(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
-                        name='deconv')(x)
+    layer, name = (ConvTranspose2x, 'deconv') if self.transpose else (Conv2D, 'conv')
+    x = layer(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
+              name=name)(x)
     return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
                              name='bn')(x, train))
 
@@ -97,8 +83,8 @@ class TaskDecoder(nn.Module):
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
     for i, f in enumerate(self.features, start=1):
-      x = DeconvBNReLU(f, self.kernel_size, self.bn_mode, self.bn_axis_name, self.dtype,
-                       self.conv_impl, name=f'deconv{i}')(x, train)
+      x = ConvBNReLU(f, self.kernel_size, True, self.bn_mode, self.bn_axis_name, self.conv_impl,
+                     self.dtype, name=f'deconv{i}')(x, train)
     return Conv2D(self.out_channels, 1, use_bias=True, impl=self.conv_impl, dtype=self.dtype,
                   name='pred')(x)
 
@@ -179,13 +165,12 @@ class PADNet(nn.Module):
       parts.append(y)
     return jnp.concatenate(parts, axis=-1)
 
-  def _conv_bn_relu(self, features: int, name: str) -> ConvBNReLU:
-    return ConvBNReLU(features, 1, self.head_bn_mode, self.bn_axis_name, self.conv_impl,
-                      self.dtype, name=name)
+  def _conv_bn_relu(self, features: int, name: str, transpose: bool = False) -> ConvBNReLU:
+    return ConvBNReLU(features, self.deconv_kernel if transpose else 1, transpose,
+                      self.head_bn_mode, self.bn_axis_name, self.conv_impl, self.dtype, name=name)
 
-  def _deconv(self, features: int, name: str) -> DeconvBNReLU:
-    return DeconvBNReLU(features, self.deconv_kernel, self.head_bn_mode, self.bn_axis_name,
-                        self.dtype, self.conv_impl, name=name)
+  def _deconv(self, features: int, name: str) -> ConvBNReLU:
+    return self._conv_bn_relu(features, name, transpose=True)
 
   def _decode(self, task: str, x: Array, out_channels: int, size: Tuple[int, int],
               train: bool) -> Array:
@@ -244,22 +229,24 @@ class PADNet(nn.Module):
     return outputs
 
 
-# ------------------------------------------------------------------------------------------------
-# Loss L = sum_i w_i L_i.
+def model_kwargs(model_cfg) -> Dict[str, Any]:
+  """`config.model` -> the PADNet fields that describe the network (`depth`/`width` are the
+  ResNet's, as in every jaxseg config); the PyTorch reference takes the same keywords."""
+  m = model_cfg
+  return dict(tasks=m.tasks, distillation=m.distillation, gate_source=m.gate_source,
+              distill_input=m.distill_input, features=m.features, backbone_depth=m.depth,
+              backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
+              output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
+              head_bn_mode=m.head_bn_mode, aggregate_layers=tuple(m.aggregate_layers),
+              aggregate_features=m.aggregate_features, deconv_kernel=m.deconv_kernel,
+              align_corners=m.align_corners)
 
 
 def build_model(model_cfg, num_classes: int, axis_name=None) -> PADNet:
-  """`config.model` -> PADNet (`depth`/`width` are the ResNet's, as in every jaxseg config)."""
-  m = model_cfg
-  return PADNet(
-      num_classes=num_classes, tasks=m.tasks, distillation=m.distillation,
-      gate_source=m.gate_source, distill_input=m.distill_input, features=m.features,
-      backbone_depth=m.depth, backbone_width=m.width, layout=m.layout, deep_stem=m.deep_stem,
-      output_stride=m.output_stride, pool_ceil_mode=m.pool_ceil_mode, bn_mode=m.bn_mode,
-      head_bn_mode=m.head_bn_mode, bn_axis_name=axis_name,
-      aggregate_layers=tuple(m.aggregate_layers), aggregate_features=m.aggregate_features,
-      deconv_kernel=m.deconv_kernel, align_corners=m.align_corners,
-      conv_impl=m.get('conv_impl', 'xla'), dtype=compute_dtype(m))
+  """`config.model` -> PADNet (`model_kwargs`, plus how it computes: axis, conv, dtype)."""
+  return PADNet(num_classes=num_classes, bn_axis_name=axis_name,
+                conv_impl=model_cfg.get('conv_impl', 'xla'), dtype=compute_dtype(model_cfg),
+                **model_kwargs(model_cfg))
 
 
 # Flax variance_scaling('normal') draws a [-2, 2] truncated normal divided by its std.

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxseg.data.derived import contours_from_labels
-from jaxseg.data.formats import cityscapes, common, middlebury
+from jaxseg.data.formats import cityscapes, common, middlebury, png
 
 from ._util import layout_error
 
@@ -48,7 +48,7 @@ def _write_city(root, split='val'):
     if n == 0:
       Image.fromarray(p).save(path)                  # Pillow 'I;16'
     else:
-      common.write_png(path, p, filters=(0, 1, 2, 3, 4))
+      png.write_png(path, p, filters=(0, 1, 2, 3, 4))
     cam = json.loads(json.dumps(CAMERA))
     cam['extrinsic']['baseline'] += 0.01 * n
     (dirs['camera'] / f'{frame}_camera.json').write_text(json.dumps(cam))
@@ -186,13 +186,44 @@ def test_disparity_from_real_middlebury_pfm(tmp_path, real):
 # ------------------------------------------------------------------------------ real samples
 
 
+# cityscapesscripts helpers/labels.py (specs/datasets.md §2.3): labelId -> trainId of the 19
+# classes; every other id (0-6, 9, 10, 14-16, 18, 29, 30, and 34-255) -> 255.
+SPEC_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
+                  24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+
+
+def test_label_id_to_train_id_mapping_is_the_official_table():
+  every_id = np.arange(256, dtype=np.uint8).reshape(16, 16)
+  got = cityscapes.label_ids_to_train_ids(every_id).ravel()
+  want = np.array([SPEC_TRAIN_IDS.get(i, 255) for i in range(256)], np.uint8)
+  np.testing.assert_array_equal(got, want)
+
+
+def _neighbourhoods(a, r, pad):
+  """(2r + 1)^2 stacked shifts of (H, W) `a` (out-of-image = `pad`)."""
+  h, w = a.shape
+  p = np.pad(a.astype(np.int32), r, constant_values=pad)
+  return np.stack([p[r + dy:r + dy + h, r + dx:r + dx + w]
+                   for dy in range(-r, r + 1) for dx in range(-r, r + 1)])
+
+
 def test_real_label_ids_match_shipped_train_ids(real):
+  """The samples are 256x128 reductions of 2048x1024 frames, each file reduced on its own
+  (mmseg's pseudo dataset), so along class boundaries the labelIds and labelTrainIds files
+  picked different source pixels: 77 of 32768 pixels differ, every one within 2 pixels of a
+  labelId boundary and equal to the mapping of a labelId within 2 pixels. Away from the
+  boundaries (no other labelId within 2 pixels: 70 % of the frame) they agree exactly."""
   base = 'cityscapes/gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_'
   ids = np.asarray(Image.open(real(base + 'labelIds.png')))
   shipped = np.asarray(Image.open(real(base + 'labelTrainIds.png')))
   ours = cityscapes.label_ids_to_train_ids(ids)
-  agreement = (ours == shipped).mean()
-  assert agreement >= 0.995, agreement
+  interior = (_neighbourhoods(ids, 2, -1) == ids).all(0)
+  assert interior.mean() > 0.69, interior.mean()
+  np.testing.assert_array_equal(ours[interior], shipped[interior])
+  differ = ours != shipped
+  assert differ.sum() == 77, differ.sum()
+  near = (_neighbourhoods(ours, 2, -1) == shipped).any(0)
+  assert not (differ & ~near).any(), np.argwhere(differ & ~near)
 
 
 def test_real_instance_ids_match_label_ids(real):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg.data.formats import common
+from jaxseg.data.formats import common, png
 from jaxseg.data.formats.common import DatasetLayoutError
 
 from ._util import layout_error
@@ -52,8 +52,8 @@ def test_png_roundtrip_every_filter(tmp_path, shape, dtype):
   a = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
   for filters in [(0,), (1,), (2,), (3,), (4,), (0, 1, 2, 3, 4), (4, 3, 2, 1)]:
     path = tmp_path / 'x.png'
-    common.write_png(path, a, filters=filters)
-    b = common.read_png(path, LAYOUT)
+    png.write_png(path, a, filters=filters)
+    b = png.read_png(path, LAYOUT)
     assert b.dtype == dtype and b.shape == a.shape
     np.testing.assert_array_equal(b, a)
 
@@ -61,9 +61,9 @@ def test_png_roundtrip_every_filter(tmp_path, shape, dtype):
 def test_png_channel_subset(tmp_path):
   rng = np.random.default_rng(1)
   a = rng.integers(0, 65536, (9, 11, 3)).astype(np.uint16)
-  common.write_png(tmp_path / 'x.png', a, filters=(3, 4, 1, 2, 0))
+  png.write_png(tmp_path / 'x.png', a, filters=(3, 4, 1, 2, 0))
   for ch in [(0,), (1,), (2,), (0, 2)]:
-    b = common.read_png(tmp_path / 'x.png', LAYOUT, channels=ch)
+    b = png.read_png(tmp_path / 'x.png', LAYOUT, channels=ch)
     np.testing.assert_array_equal(b[..., list(ch)], a[..., list(ch)])
     others = [c for c in range(3) if c not in ch]
     assert (b[..., others] == 0).all()
@@ -72,38 +72,38 @@ def test_png_channel_subset(tmp_path):
 def test_png16_rgb_fast_path_matches_pure_decoder(tmp_path):
   rng = np.random.default_rng(2)
   a = rng.integers(0, 65536, (13, 17, 3)).astype(np.uint16)
-  common.write_png(tmp_path / 'x.png', a, filters=(0, 1, 2, 3, 4))
-  fast = common.read_png16_rgb(tmp_path / 'x.png', LAYOUT)
+  png.write_png(tmp_path / 'x.png', a, filters=(0, 1, 2, 3, 4))
+  fast = png.read_png16_rgb(tmp_path / 'x.png', LAYOUT)
   np.testing.assert_array_equal(fast, a)
-  np.testing.assert_array_equal(fast, common.read_png(tmp_path / 'x.png', LAYOUT))
+  np.testing.assert_array_equal(fast, png.read_png(tmp_path / 'x.png', LAYOUT))
   # Pillow alone loses the low byte, which is why the dedicated reader exists.
   assert not np.array_equal(np.asarray(Image.open(tmp_path / 'x.png')).astype(np.uint16), a)
 
 
 def test_png16_rgb_rejects_8bit(tmp_path):
-  common.write_png(tmp_path / 'x.png', np.zeros((2, 2, 3), np.uint8))
+  png.write_png(tmp_path / 'x.png', np.zeros((2, 2, 3), np.uint8))
   with layout_error('16-bit 3-channel.*x.png'):
-    common.read_png16_rgb(tmp_path / 'x.png', LAYOUT)
+    png.read_png16_rgb(tmp_path / 'x.png', LAYOUT)
 
 
 def test_png_decoder_reads_pillow_files(tmp_path):
   rng = np.random.default_rng(3)
   grey16 = rng.integers(0, 65536, (6, 7)).astype(np.uint16)
   Image.fromarray(grey16).save(tmp_path / 'g16.png')
-  np.testing.assert_array_equal(common.read_png(tmp_path / 'g16.png', LAYOUT), grey16)
+  np.testing.assert_array_equal(png.read_png(tmp_path / 'g16.png', LAYOUT), grey16)
   rgb = rng.integers(0, 256, (8, 5, 3)).astype(np.uint8)
   Image.fromarray(rgb).save(tmp_path / 'rgb.png', optimize=True)
-  np.testing.assert_array_equal(common.read_png(tmp_path / 'rgb.png', LAYOUT), rgb)
+  np.testing.assert_array_equal(png.read_png(tmp_path / 'rgb.png', LAYOUT), rgb)
   pal = Image.fromarray(rng.integers(0, 30, (4, 6)).astype(np.uint8)).convert('P')
   pal.putpalette(list(range(256)) * 3)
   pal.save(tmp_path / 'p.png')
-  np.testing.assert_array_equal(common.read_png(tmp_path / 'p.png', LAYOUT), np.asarray(pal))
+  np.testing.assert_array_equal(png.read_png(tmp_path / 'p.png', LAYOUT), np.asarray(pal))
 
 
 def test_png_corruption_is_reported(tmp_path):
   a = np.arange(200, dtype=np.uint16).reshape(10, 20)
   good = tmp_path / 'good.png'
-  common.write_png(good, a, filters=(4,))
+  png.write_png(good, a, filters=(4,))
   blob = good.read_bytes()
   cases = {
       'truncated.png': blob[:len(blob) // 2],
@@ -114,7 +114,7 @@ def test_png_corruption_is_reported(tmp_path):
   for name, data in cases.items():
     (tmp_path / name).write_bytes(data)
     with layout_error(name):
-      common.read_png(tmp_path / name, LAYOUT)
+      png.read_png(tmp_path / name, LAYOUT)
   # Valid chunks but too little image data.
   kinds = _png_chunks(good)
   ihdr = kinds[0][1]
@@ -127,7 +127,7 @@ def test_png_corruption_is_reported(tmp_path):
   (tmp_path / 'short.png').write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr)
                                        + chunk(b'IDAT', short) + chunk(b'IEND', b''))
   with layout_error('short.png'):
-    common.read_png(tmp_path / 'short.png', LAYOUT)
+    png.read_png(tmp_path / 'short.png', LAYOUT)
 
 
 def test_pillow_readers_report_corruption(tmp_path):

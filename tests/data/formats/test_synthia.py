@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg.data.formats import cityscapes, common, synthia
+from jaxseg.data.formats import cityscapes, png, synthia
 
 from ._util import layout_error
 
@@ -39,7 +39,7 @@ def _write_synthia(root, ids_list, filters=(0, 1, 2, 3, 4)):
     Image.fromarray(img).save(root / 'RGB' / f'{name}.png')
     inst = rng.integers(0, 65536, (h, w)).astype(np.uint16)
     lab = np.stack([ids.astype(np.uint16), inst, np.zeros_like(inst)], -1)
-    common.write_png(root / 'GT' / 'LABELS' / f'{name}.png', lab, filters=filters)
+    png.write_png(root / 'GT' / 'LABELS' / f'{name}.png', lab, filters=filters)
     out[name] = (img, ids)
   return out
 
@@ -93,7 +93,7 @@ def test_pure_decoder_agrees(tmp_path):
   ids = _all_ids()
   _write_synthia(tmp_path / 'R', [ids], filters=(4, 3))
   path = tmp_path / 'R/GT/LABELS/0000000.png'
-  pure = common.read_png(path, synthia.EXPECTED_LAYOUT, channels=(0,))[..., 0]
+  pure = png.read_png(path, synthia.EXPECTED_LAYOUT, channels=(0,))[..., 0]
   np.testing.assert_array_equal(pure, ids)
 
 
@@ -124,7 +124,7 @@ def test_corrupt_or_wrong_label_png(tmp_path):
   Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(e['label'])   # 8-bit RGB
   with layout_error('16-bit 3-channel.*0000000.png'):
     synthia.read_example(e)
-  common.write_png(e['label'], np.zeros((H + 1, W, 3), np.uint16))
+  png.write_png(e['label'], np.zeros((H + 1, W, 3), np.uint16))
   with layout_error('differs from the image'):
     synthia.read_example(e)
 

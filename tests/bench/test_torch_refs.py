@@ -1,85 +1,55 @@
-"""jaxseg.bench and jaxseg.bench.torch_deeplabv2 run end to end on the smoke config (nothing timed)."""
-import math
-
+"""The PyTorch references (jaxseg.bench.torch_*): which configs have one and why not, the same
+parameter count, loss and outputs as jaxseg, one train step and one inference each."""
 import jax
 import numpy as np
 import pytest
 
-from jaxseg.bench import torch_deeplabv2 as bench_torch, benchmark
+from bench.test_benchmark import smoke
+from jaxseg import methods
+from jaxseg.bench import torch_env, torch_refs
 from jaxseg.config_files import load_config
-
-BENCH_FIELDS = {'what', 'batch', 'size', 'compile_s', 'step_s', 'step_times', 'images_per_s',
-                'gflop_per_step', 'gflops_per_s', 'xla_peak_mb', 'max_rss_mb', 'step_rss_mb',
-                'cpu_util', 'device'}
-ROW_FIELDS = {'name', 'what', 'batch', 'size', 'compile_s', 'step_s', 'step_times', 'vs_torch',
-              'gflop_per_step', 'model_gflop_per_step', 'gflops_per_s', 'peak_share',
-              'xla_peak_mb', 'step_rss_mb', 'cpu_util', 'images_per_s'}
+from jaxseg.data import sources
+from jaxseg.methods.padnet.loss import padnet_loss
 
 
-def smoke(**model):
-  c = load_config('configs/deeplabv2.py:smoke')
-  c.batch_size = 1
-  c.dataset.augment.crop_size = (33, 33)
-  c.model.msc = False
-  for k, v in model.items():
-    c.model[k] = v
-  return c
-
-
-def test_benchmark_returns_every_field():
-  r = benchmark.benchmark(smoke(), 'train', steps=1, warmup=0)
-  assert BENCH_FIELDS <= set(r), BENCH_FIELDS - set(r)
-  assert r['what'] == 'train' and r['batch'] == 1 and r['size'] == '33x33'
-  assert len(r['step_times']) == 1
-  for k in ('compile_s', 'step_s', 'images_per_s', 'gflop_per_step', 'gflops_per_s',
-            'xla_peak_mb', 'max_rss_mb'):
-    assert r[k] > 0 and math.isfinite(r[k]), (k, r[k])
-  assert 'gflop_per_step' in benchmark.format_result(r)
-
-
-def test_compare_table_with_variants_and_torch():
-  configs = benchmark.variants(smoke(), conv_impls=['matmul'], dtypes=['float32', 'bfloat16'])
-  assert [(c.model.conv_impl, c.model.dtype) for c in configs] == [('matmul', 'float32'),
-                                                                   ('matmul', 'bfloat16')]
-  res = benchmark.compare(configs[:1], 'predict', steps=1, warmup=0, compare_torch=True,
-                          matmul_peak=True)
-  rows = res['rows']
-  has_torch = bench_torch.available()
-  assert len(rows) == (2 if has_torch else 1)
-  for r in rows:
-    assert ROW_FIELDS <= set(r), ROW_FIELDS - set(r)
-    assert r['step_s'] > 0 and len(r['step_times']) == 1
-  assert res['peak_gflops'] > 0
-  assert rows[0]['gflop_per_step'] > 0
-  if has_torch:
-    assert res['torch_note'] is None and rows[1]['name'].startswith('torch')
-    assert rows[0]['vs_torch'] > 0 and rows[1]['vs_torch'] == pytest.approx(1.0)
-  else:
-    assert 'not installed' in res['torch_note']
-  table = benchmark.format_table(res, 'smoke')
-  assert 'vs torch' in table and 'jax conv_impl=matmul float32' in table
-
-
-def test_torch_reference_unsupported_models_say_why():
+def test_configs_without_a_reference_say_why():
+  c = smoke()
+  c.method = 'pspnet'
+  assert "no PyTorch reference for method 'pspnet'" in torch_refs.supports(c)
+  if not torch_env.available():
+    assert torch_refs.supports(smoke()) == 'PyTorch is not installed'
+    assert torch_refs.supports(padnet_smoke()) == 'PyTorch is not installed'
+    with pytest.raises(ValueError, match='not installed'):
+      torch_refs.from_config(smoke())
+    return
+  assert torch_refs.supports(smoke()) is None
+  assert 'no multi-level head' in torch_refs.supports(smoke(multi_level=True))
+  assert 'caffe layout at output stride 8' in torch_refs.supports(smoke(output_stride=16))
   c = smoke()
   c.method = 'padnet'
-  assert bench_torch.supports(c)
-  c = smoke(multi_level=True)
-  assert bench_torch.supports(c)
+  assert "model 'deeplabv2' of method padnet" in torch_refs.supports(c)
+  c = padnet_smoke()
+  c.model.name = 'deeplabv2'
+  assert "model 'deeplabv2' of method padnet" in torch_refs.supports(c)
+  assert 'float32' in torch_refs.supports(padnet_smoke(dtype='bfloat16'))
+  assert "distillation='D'" in torch_refs.supports(padnet_smoke(distillation='D'))
+  c = padnet_smoke()
+  c.optimizer.param_groups = ({'name': 'head', 'pattern': 'decoder', 'frozen': True},)
+  assert 'frozen parameter groups' in torch_refs.supports(c)
+  with pytest.raises(ValueError, match='frozen parameter groups'):
+    torch_refs.from_config(c)
 
 
 def test_torch_reference_has_the_jax_architecture():
   pytest.importorskip('torch')
-  from jaxseg import methods  # pylint: disable=g-import-not-at-top
-  from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
   for msc in (False, True):
     c = smoke(msc=msc)
-    assert bench_torch.supports(c) is None
+    assert torch_refs.supports(c) is None
     method = methods.build_method(c, sources.make_source(c.dataset, 'train').meta)
     variables = jax.eval_shape(lambda: method.model.init(
         jax.random.PRNGKey(0), np.zeros((1, 33, 33, 3), np.float32), train=False))
     n_jax = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables['params']))
-    tb = bench_torch.from_config(c, 'train', num_classes=method.num_classes)
+    tb = torch_refs.from_config(c, 'train', num_classes=method.num_classes)
     assert tb.num_params == n_jax
     assert tb.step() > 0  # one train step: forward, (MSC) loss terms, backward, SGD update
     tb.what = 'predict'
@@ -99,8 +69,6 @@ def padnet_smoke(*variants, **model):
 
 
 def _padnet_method(c):
-  from jaxseg import methods  # pylint: disable=g-import-not-at-top
-  from jaxseg.data import sources  # pylint: disable=g-import-not-at-top
   return methods.build_method(c, sources.make_source(c.dataset, 'train').meta)
 
 
@@ -110,25 +78,11 @@ def _jax_param_count(model, size=(36, 36)):
   return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables['params']))
 
 
-def test_torch_padnet_reference_says_why_not():
-  c = padnet_smoke()
-  c.model.name = 'deeplabv2'
-  assert bench_torch.supports(c)
-  if not bench_torch.available():
-    assert 'not installed' in bench_torch.supports(padnet_smoke())
-    return
-  assert 'float32' in bench_torch.supports(padnet_smoke(dtype='bfloat16'))
-  c = padnet_smoke()
-  c.optimizer.param_groups = ({'name': 'head', 'pattern': 'decoder', 'frozen': True},)
-  assert 'frozen' in bench_torch.supports(c)
-
-
 def test_torch_padnet_loss_equals_jax_for_every_kind():
-  """bench_torch_padnet.padnet_loss == jaxseg padnet_loss on random outputs at 1/4 resolution,
+  """torch_padnet_loss.padnet_loss == jaxseg padnet_loss on random outputs at 1/4 resolution,
   with masked pixels, ignored labels and invalid depth, for each loss kind and resize mode."""
   torch = pytest.importorskip('torch')
-  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
-  from jaxseg.methods.padnet.loss import padnet_loss  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_padnet_loss import padnet_loss as torch_padnet_loss  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
   b, h, w, k = 2, 24, 20, 5
   f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)
@@ -161,7 +115,7 @@ def test_torch_padnet_loss_equals_jax_for_every_kind():
   jax_losses = jax.jit(lambda o, bt: [padnet_loss(o, bt, weights, **kw) for kw in all_kinds])(
       outputs, batch)  # one compilation (eager op-by-op compiles cost more)
   for kinds, (total, terms) in zip(all_kinds, jax_losses):
-    t_total, t_terms = bench_torch_padnet.padnet_loss(t_out, t_batch, weights, **kinds)
+    t_total, t_terms = torch_padnet_loss(t_out, t_batch, weights, **kinds)
     for name in terms:
       assert float(t_terms[name]) == pytest.approx(float(terms[name]), rel=1e-5), (kinds, name)
     assert float(t_total) == pytest.approx(float(total), rel=1e-5), kinds
@@ -169,7 +123,7 @@ def test_torch_padnet_loss_equals_jax_for_every_kind():
 
 def test_torch_padnet_reference_has_the_jax_architecture():
   pytest.importorskip('torch')
-  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_padnet_bench import TorchPADNetBench  # pylint: disable=g-import-not-at-top
   method = _padnet_method(padnet_smoke())
   k = method.num_classes
   # C and none are stepped; the others (counts only) cover module A on branch features, the
@@ -181,13 +135,13 @@ def test_torch_padnet_reference_has_the_jax_architecture():
                                     output_stride=16, aggregate_layers=('stem', 'layer2')))]
   for flags, fields in variants:
     c = padnet_smoke(*flags, **fields)
-    assert bench_torch.supports(c) is None, (flags, fields, bench_torch.supports(c))
+    assert torch_refs.supports(c) is None, (flags, fields, torch_refs.supports(c))
     model = _padnet_method(c).model
     # C built for training, none for inference (as benchmark.compare builds them); each then
     # runs one train step (forward, the six loss terms, backward, Adam) and one inference.
     what = {('C',): 'train', ('none',): 'predict'}.get(flags) if not fields else None
-    tb = bench_torch.from_config(c, what or 'train', num_classes=k)
-    assert isinstance(tb, bench_torch_padnet.TorchPADNetBench)
+    tb = torch_refs.from_config(c, what or 'train', num_classes=k)
+    assert isinstance(tb, TorchPADNetBench)
     assert tb.num_params == _jax_param_count(model), (flags, fields)
     if what:
       assert isinstance(tb.optimizer, tb.torch.optim.Adam)
@@ -203,7 +157,8 @@ def test_torch_padnet_reference_computes_what_jax_computes():
   predictions (the default), 36x36 input (bilinear resizes in the front-end and at the end)."""
   torch = pytest.importorskip('torch')
   from flax import traverse_util  # pylint: disable=g-import-not-at-top
-  from jaxseg.bench import torch_padnet as bench_torch_padnet  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_padnet import load_flax_variables  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_padnet_loss import padnet_loss as torch_padnet_loss  # pylint: disable=g-import-not-at-top
   c = padnet_smoke('C')
   method = _padnet_method(c)
   k = method.num_classes
@@ -238,8 +193,8 @@ def test_torch_padnet_reference_computes_what_jax_computes():
     return ev, tr, method.loss(tr, batch)
 
   ev, tr, (loss, terms) = jax_outputs(variables, batch)
-  tb = bench_torch.from_config(c, 'train', num_classes=k)
-  bench_torch_padnet.load_flax_variables(tb.model, variables)
+  tb = torch_refs.from_config(c, 'train', num_classes=k)
+  load_flax_variables(tb.model, variables)
   nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
   tbatch = {'depth': torch.from_numpy(batch['depth']), 'normals': nchw(batch['normals']),
             'label': torch.from_numpy(batch['label']).long(),
@@ -250,7 +205,7 @@ def test_torch_padnet_reference_computes_what_jax_computes():
     t_ev = tb.model(nchw(image))
     tb.model.train()
     t_tr = tb.model(nchw(image))
-    t_loss, t_terms = bench_torch_padnet.padnet_loss(t_tr, tbatch, **tb.loss_kwargs)
+    t_loss, t_terms = torch_padnet_loss(t_tr, tbatch, **tb.loss_kwargs)
 
   def close(name, j, t):
     j, t = np.asarray(j), t.numpy()
