@@ -20,6 +20,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxseg.configlib import ConfigError
+from jaxseg.runner import preemption
+from jaxseg.runner.errors import raised_by_jaxseg
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
                                           lock_config=True)
@@ -28,24 +30,7 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'], 'What t
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize().')
 flags.mark_flags_as_required(['config', 'workdir'])
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
-#: Exception types that are programming errors: always shown with their traceback.
-_BUGS = (AssertionError, AttributeError, NameError, NotImplementedError, TypeError,
-         UnboundLocalError, RecursionError)
 TRACEBACK_ENV = 'JAXSEG_TRACEBACK'
-
-
-def raised_by_jaxseg(error: BaseException) -> bool:
-  """True when the innermost frame that raised `error` is jaxseg's own code (a deliberate,
-  worded error), False for one that escaped from a library or is a programming error."""
-  if isinstance(error, _BUGS):
-    return False
-  tb = error.__traceback__
-  last = None
-  while tb is not None:
-    last = tb.tb_frame.f_code.co_filename
-    tb = tb.tb_next
-  return last is not None and os.path.abspath(last).startswith(_PACKAGE + os.sep)
 
 
 def _fail(message: str, code: int = 1):
@@ -111,10 +96,9 @@ def _run(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or os.environ.get('JAXSEG_DISTRIBUTED') == '1':
     jax.distributed.initialize()
-  from jaxseg.runner import loop, preemption  # pylint: disable=g-import-not-at-top
+  from jaxseg.runner import loop  # pylint: disable=g-import-not-at-top
   logging.info('process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
                jax.local_devices())
-  preemption.install_signal_handlers()
   run = {'train': loop.train_and_evaluate, 'eval': loop.evaluate, 'predict': loop.predict}
   try:
     run[_MODE.value](_CONFIG.value, _WORKDIR.value)
@@ -133,6 +117,7 @@ def _run(argv):
 
 
 def main():
+  preemption.install_signal_handlers()  # first: a stop signal during start-up is kept too
   app.run(_run, flags_parser=parse_flags)
 
 
