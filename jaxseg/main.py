@@ -54,17 +54,13 @@ def _config_overrides(argv):
 def _unknown_override(argv) -> str | None:
   """The message for the first `--config.<path>` that names no field, if any."""
   from jaxseg.config_files import load_config  # pylint: disable=g-import-not-at-top
-  from jaxseg.runner.preemption import unknown_field_message  # pylint: disable=g-import-not-at-top
   spec, paths = _config_overrides(argv)
   if spec is None:
     return None
-  config = load_config(spec)
-  for path in paths:
-    node = config
-    for part in path.split('.'):
-      if not hasattr(node, 'keys') or part not in node:
-        return unknown_field_message(config, path)
-      node = node[part]
+  try:
+    preemption.check_field_paths(load_config(spec), paths)
+  except ConfigError as e:
+    return str(e)
   return None
 
 

@@ -2,6 +2,8 @@
 import os
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: jaxseg's own code: the package and the repository's config files.
+_OWN = (_PACKAGE + os.sep, os.path.join(os.path.dirname(_PACKAGE), 'configs') + os.sep)
 #: Exception types that are programming errors: always shown with their traceback.
 BUGS = (AssertionError, AttributeError, NameError, NotImplementedError, TypeError,
         UnboundLocalError, RecursionError)
@@ -17,4 +19,4 @@ def raised_by_jaxseg(error: BaseException) -> bool:
   while tb is not None:
     last = tb.tb_frame.f_code.co_filename
     tb = tb.tb_next
-  return last is not None and os.path.abspath(last).startswith(_PACKAGE + os.sep)
+  return last is not None and os.path.abspath(last).startswith(_OWN)

@@ -3,6 +3,7 @@
   install_signal_handlers()      SIGTERM / SIGINT / SIGUSR1 -> stop after the current step
   raise_if_requested(step)       called by the loop after each step; raises `Preempted`
   check_resume_config(c, wd)     a workdir whose checkpoints came from another config -> error
+  check_field_paths(c, paths)    `--config.<path>` overrides that name no field -> error
   nonfinite_steps(pending, ...)  the steps whose metrics hold a NaN / Inf
 
 TPU VMs get SIGTERM before preemption and SLURM sends the signal chosen with `--signal`: the
@@ -124,6 +125,17 @@ def check_resume_config(config, workdir: str):
         f'{os.path.abspath(workdir)} holds checkpoints of a different config ({path}); '
         f'differing fields (saved -> now):\n  {shown}\nUse a new --workdir, or the same config '
         f'to resume (to resume with these changes anyway, move {CONFIG_FILE} away).')
+
+
+def check_field_paths(config, paths) -> None:
+  """Raises ConfigError for the first dotted path (a `--config.<path>` override) that names no
+  field of `config`, with the nearest existing field names."""
+  for path in paths:
+    node = config
+    for part in path.split('.'):
+      if not hasattr(node, 'keys') or part not in node:
+        raise ConfigError(unknown_field_message(config, path))
+      node = node[part]
 
 
 def unknown_field_message(config, path: str) -> str:

