@@ -148,7 +148,7 @@ def kill_test(spec: str, overrides: list[str], kills: int, seed: int, root: str,
         return None
       chosen.setdefault('step', rng.randint(resumed + 1, total - 1))
       if step is not None and step >= chosen['step']:
-        chosen.setdefault('at', time.time() + rng.uniform(0.0, 0.5))
+        chosen.setdefault('at', time.time() + rng.uniform(0.0, 0.1))
         if time.time() >= chosen['at']:
           return f'after step {step} (drawn: {chosen["step"]})'
       return None
