@@ -88,7 +88,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
   """`field: saved -> current` for every field that differs (RESUME_FREE_FIELDS aside)."""
   a, b = _flatten(saved), _flatten(current)
   out = []
-  for path in sorted(set(a) | set(b)):
+  first = ('method', 'model.name', 'dataset.name')  # what a run is, before its details
+  for path in sorted(set(a) | set(b), key=lambda p: (p not in first, p)):
     if _free(path):
       continue
     if path not in a:
