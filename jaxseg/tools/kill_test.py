@@ -5,8 +5,9 @@
 For each config: one uninterrupted run (the reference), then one run that is killed with
 SIGKILL at `--kills` moments (at least one while a checkpoint is being written, one during an
 evaluation, the others at seeded random times) and resumed each time with the same command,
-plus one SIGTERM (must save the current step and exit 143), then resumed to the end. The
-final train state (every array of the last checkpoint: params, batch_stats, opt_state, step,
+plus one SIGTERM (must save the current step and exit 143), then resumed to the end; then
+its newest checkpoint is cut short and the run started again (it must warn, fall back to the
+previous checkpoint and train to the same state). The final train state (every array of the last checkpoint: params, batch_stats, opt_state, step,
 rng) and the final evaluation report must equal the reference's bit for bit. Runs on CPU
 (JAX_PLATFORMS=cpu), where the steps are deterministic. Exit status 1 on any difference or
 when fewer kills than asked landed mid-run.
@@ -26,7 +27,11 @@ import sys
 import tempfile
 import time
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
+
+from jaxseg.training.checkpoint import tree_digest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,13 +55,18 @@ def _command(spec: str, workdir: str, overrides: list[str]) -> list[str]:
 
 def state_digest(workdir: str) -> tuple[int, str]:
   """(step, SHA-256 over every array) of the newest checkpoint, read without a model."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from jaxseg.training.checkpoint import tree_digest  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(os.path.abspath(workdir), 'checkpoints')
   step = max(int(n) for n in os.listdir(ckpt) if n.isdigit())
   tree = ocp.StandardCheckpointer().restore(os.path.join(ckpt, str(step), 'default'))
   return step, tree_digest(jax.tree.map(np.asarray, tree))
+
+
+def cut_three_files(step_dir: str):
+  """Halves the three largest files of a checkpoint step (a disk filled mid-write)."""
+  files = [os.path.join(r, n) for r, _, names in os.walk(step_dir) for n in names]
+  for path in sorted(files, key=os.path.getsize)[-3:]:
+    with open(path, 'r+b') as f:
+      f.truncate(os.path.getsize(path) // 2)
 
 
 def _eval_report(workdir: str) -> str:
@@ -167,11 +177,24 @@ def kill_test(spec: str, overrides: list[str], kills: int, seed: int, root: str,
           f'{event["resumed_from"]}, exit {run.proc.returncode}', flush=True)
   final = subprocess.run(_command(spec, kill_dir, overrides), cwd=REPO, env=env, stderr=log,
                          stdout=subprocess.PIPE, text=True, timeout=timeout, check=False)
-  log.close()
   if final.returncode != 0:
     raise RuntimeError(f'{spec}: the final resumed run failed (see {log.name})')
   ref_step, ref_digest = state_digest(ref_dir)
   got_step, got_digest = state_digest(kill_dir)
+  # The newest checkpoint cut short (three files halved): the run must warn, fall back to the
+  # previous checkpoint and train to the same state again.
+  newest = os.path.join(ckpt_dir, str(got_step))
+  cut_three_files(newest)
+  again = subprocess.run(_command(spec, kill_dir, overrides), cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         timeout=timeout, check=False)
+  log.write(again.stderr)
+  log.close()
+  fell_back = again.returncode == 0 and f'checkpoint {newest} is damaged' in again.stderr
+  damaged_step, damaged_digest = state_digest(kill_dir)
+  resumed = re.search(r'steps (\d+)', again.stdout)
+  print(f'  damaged newest  fell back with a warning: {fell_back}, resumed from step '
+        f'{resumed.group(1) if resumed else "?"}', flush=True)
   landed = sum(e['landed'] for e in events if e['kind'] != 'SIGTERM')
   summary = {
       'config': spec, 'overrides': overrides, 'steps': total, 'reference_seconds': ref_seconds,
@@ -179,9 +202,11 @@ def kill_test(spec: str, overrides: list[str], kills: int, seed: int, root: str,
       'final_step': [ref_step, got_step], 'state_identical': ref_digest == got_digest,
       'eval_identical': _eval_report(ref_dir) == _eval_report(kill_dir),
       'sigterm_clean': all(e.get('clean_exit', True) for e in events),
-      'state_sha256': ref_digest}
+      'state_sha256': ref_digest, 'damaged_newest_fell_back': fell_back,
+      'damaged_newest_identical': (damaged_step, damaged_digest) == (ref_step, ref_digest)}
   summary['ok'] = (summary['state_identical'] and summary['eval_identical'] and
-                   summary['sigterm_clean'] and landed >= kills and ref_step == got_step)
+                   summary['sigterm_clean'] and landed >= kills and ref_step == got_step and
+                   fell_back and summary['damaged_newest_identical'])
   return summary
 
 
@@ -218,10 +243,12 @@ def main(argv=None) -> int:
     s = kill_test(spec, overrides, args.kills, args.seed, args.workroot, cache,
                   eval_steps=set(range(args.eval_every, args.steps, args.eval_every)))
     summaries.append(s)
+    damaged_ok = s['damaged_newest_identical'] and s['damaged_newest_fell_back']
     print(f'  -> {s["kills_landed"]}/{s["kills_asked"]} kills landed mid-run; final step '
           f'{s["final_step"][1]}; train state {"IDENTICAL" if s["state_identical"] else "DIFFERS"}'
           f'; eval report {"identical" if s["eval_identical"] else "DIFFERS"}; SIGTERM '
-          f'{"clean" if s["sigterm_clean"] else "NOT clean"} '
+          f'{"clean" if s["sigterm_clean"] else "NOT clean"}; damaged newest checkpoint '
+          f'{"fell back, identical" if damaged_ok else "FAILED"} '
           f'({s["reference_seconds"]:.0f} s per uninterrupted run)', flush=True)
   if args.out:
     with open(args.out, 'w', encoding='utf-8') as f:
