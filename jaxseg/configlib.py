@@ -21,12 +21,14 @@ def trainer(method: str, **fields) -> ml_collections.ConfigDict:
 
   `init_from` (pretrained weights, used only when the workdir has no checkpoint) is read with
   `init_layout`; `num_devices=0` means every device; `num_eval_examples=0` the whole split.
+  `skip_nonfinite_steps`: a step whose loss or gradient is NaN/Inf keeps the previous state
+  (the batch is skipped) instead of stopping the run.
   """
   c = ml_collections.ConfigDict(dict(
       method=method, seed=0, batch_size=4, eval_batch_size=4, num_train_steps=1000,
       log_every_steps=25, eval_every_steps=250, checkpoint_every_steps=100, keep_checkpoints=3,
       data_threads=2, num_devices=0, init_from='', init_layout='plain', num_eval_examples=0,
-      predict=dict(num_examples=4, input='')))
+      skip_nonfinite_steps=False, predict=dict(num_examples=4, input='')))
   c.update(fields)
   return c
 

@@ -6,7 +6,9 @@ OUTDIR, at the .npz, or directly at the .pth (see ``jaxseg.convert.load_pretrain
 """
 import argparse
 import collections
+import pickle
 import sys
+import zipfile
 from typing import List, Optional
 
 import numpy as np
@@ -49,12 +51,13 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     state = read(args)
     flat, ignored = convert_flat(state, args.layout, include_fc=args.include_fc)
-  except (ValueError, OSError, TorchNeededError) as e:
-    print(f'error: {e}', file=sys.stderr)
+    prefix = get_layout(args.layout).default_prefix if args.prefix is None else args.prefix
+    flat = add_prefix(flat, prefix)
+    out = write_converted(flat, args.outdir)
+  except (ValueError, OSError, KeyError, TorchNeededError, pickle.UnpicklingError,
+          zipfile.BadZipFile) as e:
+    print(f'error: {e}', file=sys.stderr)  # one message, no traceback; nothing was written
     return 2
-  prefix = get_layout(args.layout).default_prefix if args.prefix is None else args.prefix
-  flat = add_prefix(flat, prefix)
-  out = write_converted(flat, args.outdir)
 
   modules = collections.Counter('/'.join(k.split('/')[:2]) for k in flat)
   n_values = sum(int(np.prod(v.shape)) for v in flat.values())

@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import ml_dtypes
 import numpy as np
 
-from jaxseg.convert.torch_pickle import read_pth
+from jaxseg.convert.torch_pickle import WeightFileError, read_pth
 
 StateDict = Dict[str, np.ndarray]
 
@@ -31,7 +31,10 @@ def read_safetensors(path: str) -> StateDict:
   (n,) = struct.unpack('<Q', blob[:8])
   if 8 + n > len(blob):
     raise ValueError(f'{path}: safetensors header length {n} exceeds the file size')
-  header = json.loads(blob[8:8 + n].decode('utf-8'))
+  try:
+    header = json.loads(blob[8:8 + n].decode('utf-8'))
+  except (UnicodeDecodeError, ValueError) as e:
+    raise WeightFileError(f'{path}: damaged safetensors header ({e})') from None
   data = memoryview(blob)[8 + n:]
   out = collections.OrderedDict()
   for name, info in header.items():
@@ -47,8 +50,15 @@ def read_safetensors(path: str) -> StateDict:
 
 
 def read_npz(path: str) -> StateDict:
-  with np.load(path, allow_pickle=False) as z:
-    return collections.OrderedDict((k, z[k]) for k in z.files)
+  """Arrays of an ``.npz`` (never unpickled: object arrays are refused)."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return collections.OrderedDict((k, z[k]) for k in z.files)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (zipfile, zlib, numpy format errors)
+    raise WeightFileError(f'{path}: damaged or not an .npz of plain arrays '
+                          f'({type(e).__name__}: {str(e)[:200]})') from None
 
 
 def unwrap_state_dict(obj: Any, path: str = '<object>') -> StateDict:

@@ -4,11 +4,20 @@ Zip-format files (``torch.save`` since torch 1.6) hold ``<name>/data.pkl`` plus 
 tensor in ``<name>/data/<key>``. Without torch they are read with ``zipfile`` and a restricted
 unpickler that only knows tensors, parameters, storages and ``OrderedDict``. Legacy (pre-1.6)
 pickles need torch itself; reading one without torch raises an error that says so.
+
+Safety: a pickle can name any callable (`posix.system`, `builtins.eval`) to run on load. The
+torch-free reader resolves only the globals of `_GLOBALS` and torch storage types; torch itself
+is called with `weights_only=True`. Any other global raises `UnsafePickleError` naming it,
+before anything of the file is run. Damaged files raise `WeightFileError` naming the file.
 """
 import collections
 import io
 import pickle
+import pickletools
+import re
+import struct
 import zipfile
+import zlib
 from typing import Any, Dict, Optional
 
 import ml_dtypes
@@ -34,6 +43,23 @@ STORAGE_DTYPES = {
 
 class TorchNeededError(RuntimeError):
   """The file can only be read with torch installed."""
+
+
+class WeightFileError(ValueError):
+  """A weight file that cannot be read (damaged, or not a torch file)."""
+
+
+class UnsafePickleError(WeightFileError):
+  """The pickle names a callable that is not a tensor type; it was refused, never called."""
+
+  def __init__(self, path: str, global_name: str):
+    self.path, self.global_name = path, global_name
+    hint = ('; if you trust this file, load it in PyTorch and save only its state_dict '
+            '(torch.save(model.state_dict(), ...))' if global_name.startswith('torch') else '')
+    super().__init__(
+        f'{path}: refused for safety: the pickle names the callable {global_name}, which is not '
+        f'a tensor type (expected a state_dict of tensors: OrderedDict, torch._utils._rebuild_* '
+        f'and torch.*Storage only). Nothing from the file was run{hint}.')
 
 
 class _StorageType:
@@ -88,9 +114,7 @@ class _Unpickler(pickle.Unpickler):
       return _GLOBALS[(module, name)]
     if module == 'torch' and name in STORAGE_DTYPES:
       return _StorageType(name)
-    raise pickle.UnpicklingError(
-        f'{self._path}: the torch-free reader does not handle {module}.{name} (only state_dicts '
-        f'of tensors are supported); install torch to read this file')
+    raise UnsafePickleError(self._path, f'{module}.{name}')
 
   def persistent_load(self, pid: Any) -> np.ndarray:
     if not (isinstance(pid, tuple) and pid and pid[0] == 'storage'):
@@ -120,18 +144,68 @@ class _NoGlobals(pickle.Unpickler):
     raise pickle.UnpicklingError(f'{module}.{name}')
 
 
+def pickle_globals(path: str, max_pickles: int = 6) -> list[str]:
+  """`module.name` of every global the pickle stream(s) of `path` would import (its data.pkl
+  for a zip file), found by reading the opcodes (pickletools: nothing is imported or called).
+  Stops at the first bytes that are not a pickle (the storages of a legacy file)."""
+  out = []
+  f = open(path, 'rb')  # pylint: disable=consider-using-with
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+      names = [n for n in archive.namelist() if n.endswith('data.pkl')]
+      f.close()
+      f = io.BytesIO(archive.read(names[0]) if names else b'')
+  with f:
+    for _ in range(max_pickles):
+      strings = []
+      try:
+        for op, arg, _ in pickletools.genops(f):
+          if op.name == 'GLOBAL':
+            out.append(arg.replace(' ', '.'))
+          elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+            out.append(f'{strings[-2]}.{strings[-1]}')
+          elif isinstance(arg, str):
+            strings.append(arg)
+      except Exception:  # pylint: disable=broad-except
+        break
+  return out
+
+
+def _allowed_global(name: str) -> bool:
+  module, _, attr = name.rpartition('.')
+  return (module, attr) in _GLOBALS or (module == 'torch' and attr in STORAGE_DTYPES)
+
+
+def _refuse_unsafe_globals(path: str):
+  for name in pickle_globals(path):
+    if not _allowed_global(name):
+      raise UnsafePickleError(path, name)
+
+
 def read_zip_pth(path: str) -> Any:
   """Unpickle a zip-format torch file without torch; tensors become NumPy arrays."""
+  try:
+    return _read_zip_pth(path)
+  except (WeightFileError, TorchNeededError, FileNotFoundError):
+    raise
+  except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError,
+          IndexError, TypeError, AttributeError, struct.error, zlib.error) as e:
+    raise WeightFileError(f'{path}: damaged or not a torch state_dict file '
+                          f'({type(e).__name__}: {str(e)[:200]})') from None
+
+
+def _read_zip_pth(path: str) -> Any:
   if not zipfile.is_zipfile(path):
+    _refuse_unsafe_globals(path)  # a plain or legacy pickle: name what it would call
     if is_legacy_pickle(path):
       raise TorchNeededError(
           f'{path} is a legacy (pre-1.6, non-zip) torch pickle; reading it needs torch '
           f'(pip install torch), or re-save it once with torch >= 1.6 / convert it to .npz')
-    raise ValueError(f'{path} is neither a zip-format torch file nor a legacy torch pickle')
+    raise WeightFileError(f'{path} is neither a zip-format torch file nor a legacy torch pickle')
   with zipfile.ZipFile(path) as archive:
     pkl = [n for n in archive.namelist() if n.endswith('data.pkl') and n.count('/') == 1]
     if len(pkl) != 1:
-      raise ValueError(f'{path}: expected one <name>/data.pkl in the zip, found {pkl}')
+      raise WeightFileError(f'{path}: expected one <name>/data.pkl in the zip, found {pkl}')
     prefix = pkl[0][:-len('data.pkl')]
     names = set(archive.namelist())
     byteorder = (archive.read(prefix + 'byteorder').decode().strip()
@@ -173,4 +247,26 @@ def read_pth(path: str, use_torch: Optional[bool] = None) -> Any:
   if not use_torch:
     return read_zip_pth(path)
   import torch  # pylint: disable=g-import-not-at-top
-  return _torch_to_numpy(torch.load(path, map_location='cpu', weights_only=True))
+  try:
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+  except FileNotFoundError:
+    raise
+  except pickle.UnpicklingError as e:  # weights_only refused it: never retry unsafely
+    found = re.search(r'GLOBAL ([\w.]+)', str(e))
+    if found:
+      raise UnsafePickleError(path, found.group(1)) from None
+    _refuse_unsafe_globals(path)
+    detail = [line for line in str(e).splitlines() if line.strip() and 'weights_only' not in line
+              and 'documentation' not in line and 'file an issue' not in line]
+    raise WeightFileError(f'{path}: refused: torch.load(weights_only=True) cannot read it as a '
+                          f'state_dict of tensors ({"; ".join(detail)[:200] or "unsupported"}); '
+                          f'nothing from the file was run') from None
+  except (RuntimeError, EOFError, ValueError, OSError, KeyError) as e:
+    try:
+      _refuse_unsafe_globals(path)
+    except (zipfile.BadZipFile, OSError, KeyError):
+      pass
+    raise WeightFileError(f'{path}: damaged or not a torch state_dict file '
+                          f'({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""})'
+                          ) from None
+  return _torch_to_numpy(obj)

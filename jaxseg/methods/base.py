@@ -116,7 +116,21 @@ class Method(abc.ABC):
     new_state = state.replace(step=state.step + 1,
                               params=optax.apply_updates(state.params, updates),
                               batch_stats=batch_stats, opt_state=opt_state)
-    return new_state, {'loss': total, **terms, 'grad_norm': optax.tree.norm(grads)}
+    metrics = {'loss': total, **terms, 'grad_norm': optax.tree.norm(grads)}
+    return self.skip_if_nonfinite(state, new_state, metrics)
+
+  def skip_if_nonfinite(self, state: TrainState, new_state: TrainState,
+                        metrics: dict) -> tuple[TrainState, dict]:
+    """With `config.skip_nonfinite_steps`: `new_state` if every metric is finite, else `state`
+    with only `step` advanced (the batch is skipped, as big_vision does), and metric
+    `skipped` (1.0 / 0.0). Off (the default): `(new_state, metrics)` unchanged. Methods with
+    their own update (several optimizers) call this on their result too.
+    """
+    if not self.config.get('skip_nonfinite_steps', False):
+      return new_state, metrics
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+    kept = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+    return kept.replace(step=new_state.step), {**metrics, 'skipped': 1.0 - ok.astype(jnp.float32)}
 
   @abc.abstractmethod
   def train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:

@@ -8,7 +8,7 @@ import re
 import jax
 
 from jaxseg import methods
-from jaxseg.configlib import ConfigError, check_choice, check_int, fail
+from jaxseg.configlib import ConfigError, check_bool, check_choice, check_int, fail
 from jaxseg.convert.formats import CONVERTED_FILE
 from jaxseg.convert.layouts import LAYOUTS
 from jaxseg.data import sources
@@ -26,6 +26,13 @@ def _check_common(config):
                          ('eval_every_steps', 0), ('checkpoint_every_steps', 1),
                          ('keep_checkpoints', 1), ('data_threads', 1)]:
     check_int(config, field, minimum)
+  for field in ('num_devices', 'num_eval_examples'):
+    if field in config:
+      check_int(config, field, 0)
+  if 'skip_nonfinite_steps' in config:
+    check_bool(config, 'skip_nonfinite_steps')
+  if config.get('predict', None) is not None:
+    check_int(config, 'predict.num_examples', 0)
   num_devices = config.get('num_devices', 0) or jax.device_count()
   if num_devices > jax.device_count():
     fail('num_devices', num_devices, f'only {jax.device_count()} devices are present')

@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from jaxseg import methods, viz
-from jaxseg.runner import config_checks
+from jaxseg.runner import config_checks, preemption
 from jaxseg.runner.predict_files import predict_files
 from jaxseg.methods.base import Method
 from jaxseg.data import pipeline, sources
@@ -98,16 +98,29 @@ def _report_eval(writer, workdir, step, scalars, report):
   _print(f'eval at step {step}:\n{report}')
 
 
-def _flush_train_metrics(pending, writer, step, progress):
-  """Averages pending step metrics, raises on a non-finite loss, writes them."""
+def _flush_train_metrics(pending, writer, step, progress, skip_nonfinite=False):
+  """Averages pending step metrics, raises on any non-finite metric, writes them.
+
+  With `skip_nonfinite` (config.skip_nonfinite_steps), a step whose update was skipped
+  (metric `skipped` = 1, see `Method.optimizer_step`) is reported and left out of the mean.
+  """
   if not pending:
     return
-  fetched = jax.device_get([m for _, m in pending])
+  fetched, kept = jax.device_get([m for _, m in pending]), []
   for (k, _), m in zip(pending, fetched):
-    if not np.isfinite(m['loss']):
-      raise NonFiniteLossError(f'non-finite loss {float(m["loss"])} at step {k}; '
-                               f'metrics: { {n: float(v) for n, v in m.items()} }')
-  mean = {n: float(np.mean([m[n] for m in fetched])) for n in fetched[0]}
+    bad = preemption.nonfinite_terms(m)
+    if bad and not (skip_nonfinite and float(m.get('skipped', 0)) == 1):
+      raise NonFiniteLossError(f'non-finite {", ".join(bad)} at step {k}; metrics: '
+                               f'{preemption.describe(m)}')
+    if bad:
+      _print(f'step {k}: non-finite {", ".join(bad)}; update skipped '
+             f'(config.skip_nonfinite_steps)')
+    else:
+      kept.append(m)
+  if not kept:
+    pending.clear()
+    return
+  mean = {n: float(np.mean([m[n] for m in kept])) for n in kept[0]}
   line = progress.update(step)
   mean['steps_per_sec'] = progress.steps_per_sec
   writer.write_scalars(step, 'train', mean)
@@ -117,7 +130,9 @@ def _flush_train_metrics(pending, writer, step, progress):
 
 def train_and_evaluate(config, workdir: str):
   """Trains `config.num_train_steps` steps (resuming from `workdir`), evaluating periodically."""
+  preemption.check_resume_config(config, workdir)
   s = setup(config, workdir)
+  skip = bool(config.get('skip_nonfinite_steps', False))
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
   if jax.process_index() == 0:
     _write_text_atomic(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=1))
@@ -145,9 +160,9 @@ def train_and_evaluate(config, workdir: str):
         progress = Progress(start, total)
         _print(f'first step done (compiled) at step {step}')
       if step % config.log_every_steps == 0 or step == total:
-        _flush_train_metrics(pending, writer, step, progress)
+        _flush_train_metrics(pending, writer, step, progress, skip)
       if step % config.checkpoint_every_steps == 0 or step == total:
-        _flush_train_metrics(pending, writer, step, progress)
+        _flush_train_metrics(pending, writer, step, progress, skip)
         t = time.perf_counter()
         s.checkpointer.save(step, s.state)
         progress.pause(time.perf_counter() - t)
@@ -155,6 +170,7 @@ def train_and_evaluate(config, workdir: str):
         t = time.perf_counter()
         _report_eval(writer, workdir, step, *_evaluate(s, config, eval_fn))
         progress.pause(time.perf_counter() - t)
+      preemption.raise_if_requested(step)
     # Final eval (also when a restart finds training already complete).
     scalars, report = _evaluate(s, config, eval_fn)
     _report_eval(writer, workdir, total, scalars, report)
@@ -162,7 +178,7 @@ def train_and_evaluate(config, workdir: str):
   except KeyboardInterrupt:
     done = int(jax.device_get(s.state.step))  # the interrupt may come before this step ran
     _print(f'interrupted after step {done}; saving a checkpoint so the same command resumes')
-    _flush_train_metrics([p for p in pending if p[0] <= done], writer, done, progress)
+    _flush_train_metrics([p for p in pending if p[0] <= done], writer, done, progress, skip)
     if s.checkpointer.latest_step() != done:
       s.checkpointer.save(done, s.state, force=True)
     raise

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from jaxseg.data import validate
 from jaxseg.data.builders import codecs
 
 
@@ -51,6 +52,13 @@ def ordered_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
     finally:
       for f in pending:
         f.cancel()
+
+
+def stored_num_classes(fmt) -> int | None:
+  """The most classes a format's labels can hold (its longest CLASS_NAMES* list), or None."""
+  lists = [v for k, v in vars(fmt).items() if k.startswith('CLASS_NAMES') and isinstance(v, tuple)]
+  lists += [v for v in getattr(fmt, 'CLASS_NAMES_BY_PROTOCOL', {}).values()]
+  return max((len(v) for v in lists), default=0) or None
 
 
 class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -107,7 +115,12 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return {split_name(s): self._generate_examples(root, s) for s in self._reader_splits}
 
   def _read(self, entry: dict) -> dict:
-    rec = self.encode(entry, self.FORMAT.read_example(entry))
+    example = self.FORMAT.read_example(entry)
+    where = entry.get(self.IMAGE_PATH_KEY)
+    validate.check_example(example, where if isinstance(where, str) else str(entry['id']),
+                           stored_num_classes(self.FORMAT),
+                           getattr(self.FORMAT, 'EXPECTED_LAYOUT', ''))
+    rec = self.encode(entry, example)
     rec['id'] = str(entry['id'])
     return rec
 

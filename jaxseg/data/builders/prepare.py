@@ -6,11 +6,16 @@ folder next to it and renames the finished folder into place, so an interrupted 
 preparation (a missing or corrupt file raises `DatasetLayoutError`) leaves any earlier copy
 untouched. Later calls reuse the copy when it holds the requested splits; a request for a
 split it lacks prepares all of them again, then swaps the copies.
+
+Killed mid-way (even `kill -9`), a preparation leaves only its `.incomplete-*` folder, which
+no reader looks at: the next call starts over, and removes the folders of this host's
+preparations whose process is gone.
 """
 import dataclasses
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 
@@ -44,8 +49,39 @@ class Prepared:
       name = f'{name}/{self.config.name}'
     else:
       kwargs['builder_kwargs'] = {'config': self.config}
-    return tfds.data_source(name, split=base.split_name(reader_split),
-                            data_dir=self.prepared_dir, download=False, **kwargs)
+    try:
+      source = tfds.data_source(name, split=base.split_name(reader_split),
+                                data_dir=self.prepared_dir, download=False, **kwargs)
+    except Exception as e:  # pylint: disable=broad-except
+      raise _damaged(self.path, f'cannot open split {reader_split!r}', e) from None
+    return CheckedSource(source, self.path, reader_split)
+
+
+def _damaged(path: str, what: str, error: Exception) -> DatasetLayoutError:
+  return DatasetLayoutError(
+      path, 'a folder written by jaxseg.data.builders.prepare (ArrayRecord shards, TFDS '
+      'metadata, ' + MARKER + ')',
+      f'damaged prepared copy: {what} ({type(error).__name__}: {str(error)[:200]}); delete the '
+      f'folder to prepare it again from config.dataset.data_dir:')
+
+
+class CheckedSource:
+  """A prepared split's random-access source whose read errors name the prepared folder."""
+
+  def __init__(self, source, path: str, split: str):
+    self._source, self._path, self._split = source, path, split
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, i):
+    try:
+      return self._source[i]
+    except IndexError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise _damaged(self._path, f'record {i} of split {self._split!r} is unreadable',
+                     e) from None
 
 
 def resolve_dir(prepared_dir: str | None) -> str:
@@ -70,6 +106,33 @@ def _recover(final: str):
     if name.startswith(base_name + '.old-') and _read_marker(old):
       os.rename(old, final)
       return
+
+
+def _incomplete_prefix(builder_cls, config) -> str:
+  return f'.incomplete-{builder_cls.name}-{config.name}-'
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def _remove_abandoned(prepared_dir: str, prefix: str):
+  """Removes `<prefix><host>-<pid>-*` folders of this host whose process no longer runs."""
+  if not os.path.isdir(prepared_dir):
+    return
+  host = socket.gethostname()
+  for name in os.listdir(prepared_dir):
+    if not name.startswith(f'{prefix}{host}-'):
+      continue
+    pid = name[len(f'{prefix}{host}-'):].split('-')[0]
+    if pid.isdigit() and not _pid_alive(int(pid)):
+      shutil.rmtree(os.path.join(prepared_dir, name), ignore_errors=True)
 
 
 def _check_data_dir(data_dir: str, field: str, layout: str, where: str):
@@ -121,11 +184,16 @@ def prepare(builder_cls, config: base.Config, data_dir: str, prepared_dir: str |
   print(f'Preparing {builder_cls.name}/{config.name} (splits {", ".join(want)}) from '
         f'{data_dir} into {final}; this happens once.', flush=True)
   os.makedirs(prepared_dir, exist_ok=True)
-  tmp = os.path.join(prepared_dir, f'.incomplete-{builder_cls.name}-{config.name}-'
+  prefix = _incomplete_prefix(builder_cls, config)
+  _remove_abandoned(prepared_dir, prefix)
+  tmp = os.path.join(prepared_dir, f'{prefix}{socket.gethostname()}-{os.getpid()}-'
                                    f'{uuid.uuid4().hex[:8]}')
   try:
     start = time.time()
     built, ids = _build(builder_cls, config, data_dir, tmp, want, threads)
+    empty = sorted(split for split in want if not ids.get(split))
+    if empty:
+      raise DatasetLayoutError(data_dir, layout, f'split(s) {empty} have no examples in')
     with open(os.path.join(built, MARKER), 'w', encoding='utf-8') as f:
       json.dump({'builder': builder_cls.name, 'config': config.name,
                  'list_kwargs': config.list_kwargs, 'data_dir': data_dir, 'splits': ids,

@@ -96,6 +96,9 @@ def open_image(path, expected: str) -> Image.Image:
   path = require_file(path, expected)
   try:
     im = Image.open(path)
+    if im.format == 'PNG':  # Pillow decodes a PNG cut after its pixel data without a word
+      with Image.open(path) as check:
+        check.verify()  # every chunk's CRC, through IEND
     im.load()
   except DECODE_ERRORS as e:
     raise DatasetLayoutError(path, expected, f'corrupt or undecodable image ({e})') from e
