@@ -1,8 +1,10 @@
 """How jaxseg.main finds the job it joins: env vars / --distributed -> jax.distributed.initialize."""
 import jax
+import numpy as np
 import pytest
 
 from jaxseg.runner import distributed
+from jaxseg.training import parallel
 
 
 def test_single_process_by_default():
@@ -58,3 +60,21 @@ def test_initialize_passes_the_settings_to_jax(monkeypatch):
   for k in ('JAXSEG_COORDINATOR', 'JAXSEG_NUM_PROCESSES', 'JAXSEG_PROCESS_ID'):
     monkeypatch.delenv(k)
   assert distributed.maybe_initialize(False) is None and len(calls) == 1
+
+
+def test_parallel_refuses_what_a_multi_process_job_cannot_shard(monkeypatch):
+  mesh = parallel.make_mesh()
+  batch = parallel.put_batch({'image': np.zeros((3, 2))}, mesh)  # 1 device: any size splits
+  assert batch['image'].shape == (3, 2)
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  if len(jax.devices()) > 1:
+    with pytest.raises(ValueError, match='config.num_devices=1: a multi-process job'):
+      parallel.make_mesh(1)
+  monkeypatch.setattr(parallel, 'batch_sharded', lambda m: _FakeSharding(2))
+  with pytest.raises(ValueError, match=r"batch\['image'\]: this process's slice of 3 examples"):
+    parallel.put_batch({'image': np.zeros((3, 2))}, mesh)
+
+
+class _FakeSharding:
+  def __init__(self, n):
+    self.addressable_devices = list(range(n))
