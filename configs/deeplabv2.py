@@ -94,6 +94,9 @@ def get_config(arg=None):
       name='deeplabv2', depth=50, width=32, layout='caffe', output_stride=8, bn_mode='train',
       aspp_rates=(6, 12, 18, 24), aspp_branches=0, multi_level=False,
       msc=True, msc_scales=(1.0, 0.75, 0.5),
+      # How MSC scales the input: deeplab-pytorch's F.interpolate(scale_factor=s) (the released
+      # weights users load; default), 'caffe_interp' (the original prototxt), or 'size'.
+      msc_resize_rule='pytorch_scale_factor',
       align_corners=False,  # deeplab-pytorch: False; Caffe Interp: True (+-0.2 mIoU, spec §4)
       conv_impl='matmul',  # weight gradients as GEMMs (jaxseg.nn.conv_vjp); 'xla' = XLA's own
       dtype='float32'))
@@ -103,7 +106,12 @@ def get_config(arg=None):
       schedule='poly', power=0.9, warmup_steps=50,
       param_groups=deeplab_param_groups(freeze_bn=False, head_lr_mult=1.0,
                                         head_bias_lr_mult=1.0)))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4))
+  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
+  # Evaluation / predict inference (jaxseg.inference.config): whole image at one scale is the
+  # DeepLab v2 protocol (MSC is inside the model); scales/flip/slide add a 'tta/' evaluation.
+  c.eval = ml_collections.ConfigDict(dict(
+      inference=dict(mode='whole', crop_size=(), stride=(), scales=(1.0,), flip=False,
+                     resize_rule='size', window_batch=0)))
 
   if arg in (None, ''):
     pass

@@ -9,6 +9,11 @@ Layouts:
     ASPP ``layer5.conv2d_list.{i}`` -> ``aspp/branch_{i}``.
   * ``adaptsegnet_multi``: as deeplabv2, but ``layer5`` (on layer3) -> ``aspp_aux`` and ``layer6``
     (on layer4) -> ``aspp``.
+  * ``deeplab_pytorch``: kazuto1011/deeplab-pytorch's names, with the optional ``base.`` prefix
+    of its ``MSC`` wrapper (``DeepLabV2_ResNet101_MSC``): stem ``layer1.conv1.{conv,bn}``;
+    ``layer{K}.block{I}.{reduce,conv3x3,increase,shortcut}.{conv,bn}`` for K = 2..5, I = 1..n
+    (-> ``layer{K-1}_{I-1}/{conv1,conv2,conv3,downsample_conv}`` and their BNs); ASPP
+    ``aspp.c{i}`` -> ``aspp/branch_{i}``. Stride on the 1x1 ``reduce`` (caffe layout).
   * ``plain``: keys are already ``/``-joined Flax paths (``params/...``, ``batch_stats/...``; a key
     without a collection goes to ``batch_stats`` if its leaf is ``mean``/``var``, else ``params``).
 
@@ -36,6 +41,7 @@ class Layout:
   heads: Tuple[Tuple[str, str], ...] = ()  # (torch module, Flax module) of ASPP classifiers
   strip_prefix: str = ''                  # removed from keys that start with it
   default_prefix: str = ''                # where load_into puts the tree by default
+  rename: str = ''                        # key dialect translated first (see _RENAMES)
 
 
 LAYOUTS = {
@@ -43,6 +49,8 @@ LAYOUTS = {
     'deeplabv2': Layout('deeplabv2', 'backbone', (('layer5', 'aspp'),), 'Scale.'),
     'adaptsegnet_multi': Layout('adaptsegnet_multi', 'backbone',
                                 (('layer5', 'aspp_aux'), ('layer6', 'aspp')), 'Scale.'),
+    'deeplab_pytorch': Layout('deeplab_pytorch', 'backbone', (('layer5', 'aspp'),), 'base.',
+                              rename='deeplab_pytorch'),
     'plain': Layout('plain'),
 }
 
@@ -53,6 +61,38 @@ _ASPP = re.compile(r'^(layer\d)\.conv2d_list\.(\d+)\.(weight|bias)$')
 _FC = re.compile(r'^fc\.(weight|bias)$')
 _BN_LEAVES = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
               'running_mean': ('batch_stats', 'mean'), 'running_var': ('batch_stats', 'var')}
+
+
+# deeplab-pytorch's module names -> the torchvision / DeepLab v2 names parsed below.
+_DLP_STEM = re.compile(r'^layer1\.conv1\.(conv|bn)\.(\w+)$')
+_DLP_BLOCK = re.compile(r'^layer([2-5])\.block(\d+)\.(reduce|conv3x3|increase|shortcut)\.'
+                        r'(conv|bn)\.(\w+)$')
+_DLP_ASPP = re.compile(r'^aspp\.c(\d+)\.(weight|bias)$')
+_DLP_UNITS = {'reduce': '1', 'conv3x3': '2', 'increase': '3'}
+
+
+def _deeplab_pytorch_key(key: str) -> Optional[str]:
+  """``layer2.block1.reduce.conv.weight`` -> ``layer1.0.conv1.weight`` etc.; None if the key is
+  not one of deeplab-pytorch's (so torchvision-style keys are not silently accepted)."""
+  m = _DLP_STEM.match(key)
+  if m:
+    return f'{m.group(1)}1.{m.group(2)}'
+  m = _DLP_BLOCK.match(key)
+  if m:
+    stage, block, unit, kind, leaf = m.groups()
+    if int(block) < 1:
+      return None
+    prefix = f'layer{int(stage) - 1}.{int(block) - 1}'
+    if unit == 'shortcut':
+      return f'{prefix}.downsample.{0 if kind == "conv" else 1}.{leaf}'
+    return f'{prefix}.{kind}{_DLP_UNITS[unit]}.{leaf}'
+  m = _DLP_ASPP.match(key)
+  if m:
+    return f'layer5.conv2d_list.{m.group(1)}.{m.group(2)}'
+  return None
+
+
+_RENAMES = {'': lambda key: key, 'deeplab_pytorch': _deeplab_pytorch_key}
 
 
 def get_layout(name: str) -> Layout:
@@ -129,6 +169,10 @@ def convert_flat(state_dict: Mapping[str, np.ndarray], layout: str,
     value = np.asarray(value)
     k = key[len(spec.strip_prefix):] if spec.strip_prefix and key.startswith(spec.strip_prefix) \
         else key
+    k = _RENAMES[spec.rename](k)
+    if k is None:
+      unknown.append(key)
+      continue
     item = None
     parsed = _backbone_key(k)
     head, fc = _ASPP.match(k), _FC.match(k)

@@ -5,24 +5,31 @@ A subclass supplies `build_model(config, num_classes, axis_name)` and, where its
 plain CE (+ auxiliary), `loss(outputs, labels)`. Loss: cross-entropy with ignore, averaged over
 valid pixels of the global batch; with `config.loss.at_logit_resolution` (DeepLab v2) labels are
 nearest-downsampled to the logits, otherwise logits are upsampled bilinearly to the labels.
-Evaluation upsamples logits to the label size and accumulates one confusion matrix over the
-whole split.
+Evaluation and prediction go through `jaxseg.inference` with `config.eval.inference` (whole
+image or sliding windows, any scales, horizontal flip; absent = whole image, one scale):
+probabilities at the label's resolution, one confusion matrix over the whole split for the
+single-scale view (`miou`, ...) and, when the configured inference is multi-scale and/or
+flipped, a second one for it (`tta/miou`, ...): both appear in the report and metrics.jsonl.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxseg import viz
+from jaxseg.inference import config as inference_config
+from jaxseg.inference.multiscale import predict_probs
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.methods.base import Method
 from jaxseg.metrics import segmentation as seg_metrics
-from jaxseg.nn import resize_bilinear
+
+TTA = 'tta'  # metric prefix of the configured multi-scale / flip inference
 
 
 class SegmentationMethod(Method):
   """Single-network segmentation: model outputs {'logits' (B, h, w, K), ...extras}."""
 
   batch_keys = ('image', 'label')
+  predicts_label_maps = True
 
   def __init__(self, config, meta, axis_name=None):
     super().__init__(config, meta, axis_name)
@@ -30,6 +37,7 @@ class SegmentationMethod(Method):
     self.ignore_label = meta.get('ignore_label', 255)
     self.model = self.build_model(config, self.num_classes, axis_name)
     self.align_corners = config.model.align_corners
+    self.inference = inference_config.from_config(config)
     self.tx = None
 
   def build_model(self, config, num_classes: int, axis_name):
@@ -60,32 +68,64 @@ class SegmentationMethod(Method):
       return total, (terms, batch_stats)
     return self.optimizer_step(state, loss_fn)
 
-  def _logits_at_labels(self, state, image, size):
-    outputs = self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},
-                               image, train=False)
-    return resize_bilinear(outputs['logits'].astype(jnp.float32), size, self.align_corners)
+  def probs(self, state, image, size, inference=None):
+    """(B, h, w, 3) normalised images -> (B, *size, K) float32 class probabilities by
+    `inference` (an `InferenceConfig`; default: the configured `config.eval.inference`)."""
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
 
-  def eval_step(self, state, batch):
-    logits = self._logits_at_labels(state, batch['image'], batch['label'].shape[1:3])
-    pred = jnp.argmax(logits, axis=-1)
+    def logits_fn(x):
+      return self.model.apply(variables, x, train=False)['logits'].astype(jnp.float32)
+    inf = self.inference if inference is None else inference
+    return predict_probs(logits_fn, image, **inf.kwargs(), out_size=tuple(size),
+                         align_corners=self.align_corners, num_classes=self.num_classes)
+
+  def _confusion(self, pred, batch):
     mask = jnp.broadcast_to(batch['mask'][:, None, None], pred.shape)
     cm = seg_metrics.confusion_matrix(pred, batch['label'], self.num_classes,
                                       self.ignore_label, mask=mask)
-    if self.axis_name is not None:
-      cm = jax.lax.psum(cm, self.axis_name)
-    return {'confusion': cm}
+    return jax.lax.psum(cm, self.axis_name) if self.axis_name is not None else cm
+
+  def eval_step(self, state, batch):
+    """-> {'confusion' (K, K) single scale[, 'confusion_tta' (K, K) the configured TTA]}."""
+    size = batch['label'].shape[1:3]
+    single = self.inference.single_scale()
+    sums = {'confusion': self._confusion(
+        jnp.argmax(self.probs(state, batch['image'], size, single), -1), batch)}
+    if self.inference != single:
+      sums[f'confusion_{TTA}'] = self._confusion(
+          jnp.argmax(self.probs(state, batch['image'], size), -1), batch)
+    return sums
+
+  def _scores(self, confusion, prefix: str = ''):
+    scores = seg_metrics.segmentation_scores(np.asarray(confusion))
+    scalars = {f'{prefix}{k}': scores[k] for k in ('miou', 'pixel_accuracy', 'mean_accuracy')}
+    for name, iou in zip(self.meta['class_names'], scores['iou']):
+      scalars[f'{prefix}iou/{name}'] = iou
+    return scores, scalars
 
   def summarize(self, sums):
-    scores = seg_metrics.segmentation_scores(np.asarray(sums['confusion']))
-    scalars = {'miou': scores['miou'], 'pixel_accuracy': scores['pixel_accuracy'],
-               'mean_accuracy': scores['mean_accuracy']}
-    for name, iou in zip(self.meta['class_names'], scores['iou']):
-      scalars[f'iou/{name}'] = iou
-    return scalars, seg_metrics.format_iou_table(scores, self.meta['class_names'])
+    names = self.meta['class_names']
+    scores, scalars = self._scores(sums['confusion'])
+    views = [(self.inference.single_scale().name, scores)]
+    for key, tag, title in self.extra_views():
+      if key in sums:
+        extra, more = self._scores(sums[key], f'{tag}/')
+        scalars.update(more)
+        views.append((title, extra))
+    if len(views) == 1:
+      return scalars, seg_metrics.format_iou_table(scores, names)
+    text = '\n\n'.join(f'[{title}]\n' + seg_metrics.format_iou_table(sc, names)
+                         for title, sc in views)
+    summary = ', '.join(f'{title}: mIoU {100 * sc["miou"]:.2f}' for title, sc in views)
+    return scalars, f'{summary}\n\n{text}'
+
+  def extra_views(self):
+    """(sums key, metric prefix, report title) of the evaluations beside single scale."""
+    return [(f'confusion_{TTA}', TTA, self.inference.name)]
 
   def predict_step(self, state, batch):
-    logits = self._logits_at_labels(state, batch['image'], batch['image'].shape[1:3])
-    return {'label': jnp.argmax(logits, axis=-1)}
+    probs = self.probs(state, batch['image'], batch['image'].shape[1:3])
+    return {'label': jnp.argmax(probs, axis=-1)}
 
   def render(self, example, prediction, raw_image):
     palette = np.asarray(self.meta['palette'], np.uint8)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from jaxseg.backbones.resnet import ResNet
 from jaxseg.heads.aspp import ASPP
-from jaxseg.nn import resize_bilinear
+from jaxseg.nn import resize
 
 Array = jax.Array
 
@@ -48,37 +48,50 @@ class DeepLabV2(nn.Module):
     return out
 
 
-def scaled_size(size: int, scale: float) -> int:
-  """Image size at ``scale``: ``int(scale * size)`` (floor, as PyTorch ``scale_factor`` resizing)."""
-  return int(scale * size)
+def scaled_size(size: int, scale: float, rule: str = 'pytorch_scale_factor') -> int:
+  """Image size at ``scale`` under a resize rule (``jaxseg.nn.resize.RESIZE_RULES``):
+  ``int(scale * size)`` for 'pytorch_scale_factor' and 'size', ``p * ((size - 1) // q) + 1`` for
+  'caffe_interp' with scale = p / q."""
+  return resize.scaled_size(size, scale, rule)
 
 
 class MultiScaleInput(nn.Module):
   """MSC wrapper: the same ``base`` (shared parameters) on the image at several scales.
 
   (N, H, W, 3) -> {'logits': (N, h, w, K), 'scale_logits': tuple of (N, h_s, w_s, K)}, where
-  (h, w) is the logit size at scale 1.0, each scale's image is bilinearly resized to
-  (int(s * H), int(s * W)), and ``logits`` is the element-wise max over scales of the per-scale
-  logits bilinearly resized to (h, w). ``scale_logits`` follow ``scales`` order at their native
-  sizes. Train and eval return the same dict. Parameters live under ``base``.
+  (h, w) is the logit size at scale 1.0, ``logits`` is the element-wise max over scales of the
+  per-scale logits bilinearly resized to (h, w), and ``scale_logits`` follow ``scales`` order at
+  their native sizes. Train and eval return the same dict. Parameters live under ``base``.
+
+  ``resize_rule`` says how each scale's image and logits are resized, as in one reference:
+    'pytorch_scale_factor' (default) deeplab-pytorch's ``MSC``: the image by
+        ``F.interpolate(x, scale_factor=s, mode='bilinear', align_corners=False)`` (size
+        ``int(s * H)``, samples at ``(dst + 0.5) / s - 0.5``), the logits to (h, w) by
+        ``F.interpolate(size=(h, w), align_corners=False)``. The default because deeplab-pytorch
+        released the PyTorch weights users load (layout ``deeplab_pytorch`` in jaxseg.convert).
+    'caffe_interp' the original DeepLab v2 prototxt: Caffe ``Interp`` (shrink / zoom factors,
+        size ``p * ((H - 1) // q) + 1`` for s = p / q, e.g. 321 -> 161 at 0.5, 241 at 0.75) for
+        the image and ``Interp`` to the 1.0x logit size for the logits; corners aligned.
+    'size' jaxseg before issue 12: size ``int(s * H)``, then a size-based resize (ratio in / out).
+  ``align_corners`` None means the rule's reference convention (False, except True for
+  'caffe_interp', which raises if given False); True/False overrides it for the other two rules.
   """
   base: nn.Module
   scales: Sequence[float] = (1.0, 0.75, 0.5)
-  align_corners: bool = False
+  align_corners: Optional[bool] = None
+  resize_rule: str = 'pytorch_scale_factor'
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Dict[str, Any]:
     if 1.0 not in tuple(self.scales):
       raise ValueError(f'scales must contain 1.0 (the fusion size), got {self.scales}')
-    h, w = x.shape[1:3]
+    corners = resize.rule_align_corners(self.resize_rule, self.align_corners)
     scale_logits = []
     for s in self.scales:
-      xs = x
-      if s != 1.0:
-        xs = resize_bilinear(x, (scaled_size(h, s), scaled_size(w, s)), self.align_corners)
+      xs = resize.resize_by_scale(x, s, self.resize_rule, corners)
       scale_logits.append(self.base(xs, train=train)['logits'])
     size = scale_logits[list(self.scales).index(1.0)].shape[1:3]
-    up = [l if l.shape[1:3] == size else resize_bilinear(l, size, self.align_corners)
+    up = [l if l.shape[1:3] == size else resize.resize_bilinear(l, size, corners)
           for l in scale_logits]
     fused = up[0]
     for l in up[1:]:

@@ -12,6 +12,7 @@ from jaxseg.configlib import ConfigError, check_choice, check_int, fail
 from jaxseg.convert.formats import CONVERTED_FILE
 from jaxseg.convert.layouts import LAYOUTS
 from jaxseg.data import sources
+from jaxseg.inference import config as inference_config
 from jaxseg.nn.precision import DTYPES
 
 __all__ = ['ConfigError', 'validate']
@@ -31,6 +32,7 @@ def _check_common(config):
   for field in ('batch_size', 'eval_batch_size'):
     if config[field] % num_devices:
       fail(field, config[field], f'must be divisible by the {num_devices} devices of the mesh')
+  inference_config.validate(config)
 
 
 def _check_dataset(config):

@@ -7,6 +7,7 @@ import pytest
 
 from jaxseg.models.deeplabv2 import DeepLabV2, MultiScaleInput, scaled_size
 from jaxseg.nn import resize_bilinear
+from jaxseg.nn.resize import resize_by_scale
 
 TINY = dict(depth=14, width=8, aspp_rates=(1, 2, 3, 4))
 
@@ -82,11 +83,13 @@ def test_tiny_forward_frozen_bn_multi_level():
 def test_scaled_size():
   assert [scaled_size(321, s) for s in (1.0, 0.75, 0.5)] == [321, 240, 160]
   assert [scaled_size(65, s) for s in (1.0, 0.75, 0.5)] == [65, 48, 32]
+  assert [scaled_size(321, s, 'caffe_interp') for s in (1.0, 0.75, 0.5)] == [321, 241, 161]
 
 
 @pytest.fixture(scope='module')
 def msc_run():
-  """One compile: MSC outputs plus the base network alone on the 1.0x and 0.5x images."""
+  """One compile: MSC outputs (each resize rule) plus the base network alone on the 1.0x image and
+  on the 0.5x image resized by PyTorch scale_factor semantics (deeplab-pytorch MSC, the default)."""
   base = DeepLabV2(num_classes=4, **TINY)
   model = MultiScaleInput(base=base)
   x = normal((1, 65, 65, 3), 0)
@@ -95,16 +98,21 @@ def msc_run():
   @jax.jit
   def run(variables, x):
     sub = {c: tree['base'] for c, tree in variables.items()}
-    x_half = resize_bilinear(x, (32, 32), align_corners=False)
+    x_half = resize_by_scale(x, 0.5, 'pytorch_scale_factor')
     out = model.apply(variables, x, train=False)
     up = jnp.stack([resize_bilinear(l, (9, 9), align_corners=False) for l in out['scale_logits']])
-    return out, up, base.apply(sub, x, train=False), base.apply(sub, x_half, train=False)
+    rules = {r: MultiScaleInput(base=base, resize_rule=r).apply(variables, x, train=False)
+             for r in ('size', 'caffe_interp')}
+    size_half = base.apply(sub, resize_bilinear(x, (32, 32), align_corners=False), train=False)
+    caffe_half = base.apply(sub, resize_by_scale(x, 0.5, 'caffe_interp'), train=False)
+    return (out, up, base.apply(sub, x, train=False), base.apply(sub, x_half, train=False),
+            rules, size_half, caffe_half)
 
   return base, model, x, variables, jax.device_get(run(variables, x))
 
 
 def test_msc_fused_is_max_of_upsampled(msc_run):
-  _, model, x, variables, (out, up, _, _) = msc_run
+  _, model, x, variables, (out, up, *_) = msc_run
   sl = out['scale_logits']
   assert isinstance(sl, tuple) and len(sl) == 3
   assert [l.shape for l in sl] == [(1, 9, 9, 4), (1, 7, 7, 4), (1, 5, 5, 4)]
@@ -117,12 +125,28 @@ def test_msc_fused_is_max_of_upsampled(msc_run):
 
 
 def test_msc_shared_weights(msc_run):
-  base, _, x, variables, (out, _, full, half) = msc_run
+  base, _, x, variables, (out, _, full, half, *_) = msc_run
   assert set(variables['params']) == {'base'}
   base_vars, _ = abstract(base, x.shape)
   chex.assert_trees_all_equal_shapes(variables['params']['base'], base_vars['params'])
   chex.assert_trees_all_close(out['scale_logits'][0], full['logits'], atol=1e-5)
   chex.assert_trees_all_close(out['scale_logits'][2], half['logits'], atol=1e-5)
+
+
+def test_msc_resize_rules(msc_run):
+  """'size' (the pre-issue-12 rule) and 'caffe_interp' resize each scale as documented, and the
+  three rules give different fused logits at 65 px (65 * 0.75 and 65 * 0.5 are not whole)."""
+  _, _, _, _, (out, _, _, half, rules, size_half, caffe_half) = msc_run
+  chex.assert_trees_all_close(rules['size']['scale_logits'][2], size_half['logits'], atol=1e-5)
+  caffe = rules['caffe_interp']
+  assert [l.shape[1:3] for l in caffe['scale_logits']] == [(9, 9), (7, 7), (5, 5)]  # 65, 49, 33
+  chex.assert_trees_all_close(caffe['scale_logits'][2], caffe_half['logits'], atol=1e-5)
+  up = np.stack([np.asarray(resize_bilinear(jnp.asarray(l), (9, 9), align_corners=True))
+                 for l in caffe['scale_logits']])
+  np.testing.assert_allclose(caffe['logits'], up.max(axis=0), atol=1e-5)  # Interp: corners
+  for a, b in [(out, rules['size']), (out, caffe), (rules['size'], caffe)]:
+    assert np.abs(a['logits'] - b['logits']).max() > 1e-2
+  assert np.abs(half['logits'] - size_half['logits']).max() > 1e-2
 
 
 def test_msc_scales_and_align_corners():
@@ -133,3 +157,6 @@ def test_msc_scales_and_align_corners():
   assert [l.shape for l in out['scale_logits']] == [(1, 5, 7, 2), (1, 3, 4, 2)]
   with pytest.raises(ValueError):
     abstract(MultiScaleInput(base=base, scales=(0.5, 0.75)), (1, 33, 33, 3))
+  with pytest.raises(ValueError, match='always aligns corners'):
+    abstract(MultiScaleInput(base=base, resize_rule='caffe_interp', align_corners=False),
+             (1, 33, 33, 3))

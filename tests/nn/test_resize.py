@@ -7,6 +7,8 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxseg.nn import resize_bilinear, resize_nearest
+from jaxseg.nn.resize import (RESIZE_RULES, caffe_interp_factors, resize_by_scale,
+                              rule_align_corners, scaled_size)
 
 GRID_2X2 = np.array([[0., 1.], [2., 3.]])
 GRID_4X4 = np.arange(16.).reshape(4, 4)
@@ -109,3 +111,137 @@ def test_nearest_matches_pil(size):
                                                               image_module.Resampling.NEAREST))
   y = jax.jit(resize_nearest, static_argnums=1)(jnp.asarray(labels)[None], size)
   np.testing.assert_array_equal(y[0], expected)
+
+
+# -- resize_by_scale: the reference codebases' rules ----------------------------------------------
+ODD_SHAPES = [(321, 97), (513, 7)]  # (H, W): s * H is not whole for the scales below
+SCALES = [0.5, 0.75, 1.25, 1.75]
+
+
+def numpy_rule_matrix(n_in, scale, rule):
+  """(n_out, n_in) float64 interpolation matrix of one axis from each rule's sampling formula."""
+  if rule == 'caffe_interp':  # shrink q, then zoom p; corners aligned: src = dst (in-1)/(out-1)
+    p, q = {0.5: (1, 2), 0.75: (3, 4), 1.25: (5, 4), 1.75: (7, 4)}[scale]
+    n_out = p * ((n_in - 1) // q) + 1
+    src = np.arange(n_out) * ((n_in - 1) / (n_out - 1))
+  else:
+    n_out = int(np.floor(n_in * scale))
+    ratio = 1 / scale if rule == 'pytorch_scale_factor' else n_in / n_out
+    src = np.maximum((np.arange(n_out) + 0.5) * ratio - 0.5, 0)
+  lower = np.minimum(np.floor(src).astype(int), n_in - 1)
+  upper = np.minimum(lower + 1, n_in - 1)
+  m = np.zeros((n_out, n_in))
+  np.add.at(m, (np.arange(n_out), lower), 1 - (src - lower))
+  np.add.at(m, (np.arange(n_out), upper), src - lower)
+  return m
+
+
+def numpy_by_scale(x, scale, rule):
+  mh = numpy_rule_matrix(x.shape[1], scale, rule)
+  mw = numpy_rule_matrix(x.shape[2], scale, rule)
+  y = np.einsum('ph,nhwc->npwc', mh, x.astype(np.float64))
+  return np.einsum('npwc,qw->npqc', y, mw)
+
+
+@pytest.fixture(scope='module')
+def odd_images():
+  rng = np.random.default_rng(5)
+  return {hw: rng.standard_normal((1,) + hw + (2,)).astype(np.float32) for hw in ODD_SHAPES}
+
+
+def by_scale(x, scale, rule, align_corners=None):
+  return np.asarray(jax.jit(resize_by_scale, static_argnums=(1, 2, 3))(
+      jnp.asarray(x), scale, rule, align_corners))
+
+
+@pytest.mark.parametrize('rule', RESIZE_RULES)
+@pytest.mark.parametrize('scale', SCALES)
+@pytest.mark.parametrize('hw', ODD_SHAPES)
+def test_by_scale_matches_numpy_formula(odd_images, hw, scale, rule):
+  x = odd_images[hw]
+  want = numpy_by_scale(x, scale, rule)
+  got = by_scale(x, scale, rule)
+  chex.assert_shape(got, want.shape)
+  # float32 source positions (as in the references) vs float64 ones: up to 1 ulp of 512 (6e-5)
+  # in a weight, times neighbour differences of up to ~6; the rules differ by > 0.1 here.
+  np.testing.assert_allclose(got, want, rtol=0, atol=5e-4)
+
+
+def test_scaled_sizes_of_each_rule():
+  for rule in ('pytorch_scale_factor', 'size'):
+    assert [scaled_size(n, s, rule) for n in (321, 513) for s in (0.5, 0.75)] == \
+        [160, 240, 256, 384]
+  assert [scaled_size(n, s, 'caffe_interp') for n in (321, 513) for s in (0.5, 0.75)] == \
+      [161, 241, 257, 385]
+  assert scaled_size(97, 1.75, 'caffe_interp') == 7 * 24 + 1
+  assert caffe_interp_factors(0.75) == (3, 4) and caffe_interp_factors(2.0) == (2, 1)
+  with pytest.raises(ValueError, match='p/q'):
+    caffe_interp_factors(2 ** -0.5)
+  with pytest.raises(ValueError, match='unknown resize rule'):
+    scaled_size(10, 0.5, 'cv2')
+
+
+def test_pytorch_scale_factor_halves_by_averaging_pairs(odd_images):
+  """ratio exactly 2 at s = 0.5: output d is the mean of inputs 2d, 2d + 1 (321 -> 160), where
+  the size rule's ratio 321 / 160 = 2.00625 drifts by up to 0.5 pixel at the far edge."""
+  x = odd_images[(321, 97)]
+  got = by_scale(x, 0.5, 'pytorch_scale_factor')
+  pairs = x[:, :320].reshape(1, 160, 2, 97, 2).mean(axis=2)
+  pairs = pairs[:, :, :96].reshape(1, 160, 48, 2, 2).mean(axis=3)
+  np.testing.assert_allclose(got, pairs, atol=1e-6)
+  assert np.abs(by_scale(x, 0.5, 'size') - pairs).max() > 0.1
+
+
+def test_caffe_interp_shrink_takes_every_other_pixel(odd_images):
+  """Interp shrink_factor 2 on an odd size samples exactly at 0, 2, ..., H - 1 (aligned corners)."""
+  x = odd_images[(321, 97)]
+  np.testing.assert_allclose(by_scale(x, 0.5, 'caffe_interp'), x[:, ::2, ::2], atol=1e-6)
+  # 0.75 = shrink 4, zoom 3: 9 -> 7 samples at dst * 8 / 6, hand-computed on a ramp.
+  ramp = np.arange(9, dtype=np.float32)[None, :, None, None] * np.ones((1, 1, 9, 1), np.float32)
+  got = by_scale(ramp, 0.75, 'caffe_interp')[0, :, 0, 0]
+  np.testing.assert_allclose(got, [0, 4 / 3, 8 / 3, 4, 16 / 3, 20 / 3, 8], atol=1e-6)
+
+
+def test_rule_corner_conventions(odd_images):
+  assert rule_align_corners('pytorch_scale_factor') is False
+  assert rule_align_corners('size', True) is True and rule_align_corners('caffe_interp') is True
+  with pytest.raises(ValueError, match='always aligns corners'):
+    rule_align_corners('caffe_interp', False)
+  x = odd_images[(513, 7)]
+  for rule in RESIZE_RULES:  # 1.0 is the identity under every rule
+    chex.assert_trees_all_equal(by_scale(x, 1.0, rule), x)
+  # With aligned corners the scale factor does not move the samples: pytorch == size.
+  np.testing.assert_array_equal(by_scale(x, 0.75, 'pytorch_scale_factor', True),
+                                by_scale(x, 0.75, 'size', True))
+
+
+def test_scale_factor_with_unchanged_size_still_resamples():
+  """3 px at s = 1.2 stays 3 px, but PyTorch samples at (d + 0.5) / 1.2 - 0.5 = 0, 0.75, 1.58."""
+  x = as_nhwc(np.array([[0.0, 1.0, 2.0]]).T)
+  got = by_scale(x, 1.2, 'pytorch_scale_factor')[0, :, 0, 0]
+  np.testing.assert_allclose(got, [0, 0.75, 2.5 / 1.2 - 0.5], atol=1e-6)
+  chex.assert_trees_all_equal(by_scale(x, 1.2, 'size'), x)
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('hw', ODD_SHAPES + [(97, 97)])
+def test_by_scale_matches_pytorch_interpolate(odd_images, hw, align_corners):
+  torch = pytest.importorskip('torch', reason='compares with torch.nn.functional.interpolate')
+  rng = np.random.default_rng(6)
+  x = odd_images.get(hw)
+  x = x if x is not None else rng.standard_normal((1,) + hw + (2,)).astype(np.float32)
+  tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  for scale in SCALES:
+    want = torch.nn.functional.interpolate(tx, scale_factor=scale, mode='bilinear',
+                                           align_corners=align_corners)
+    want = want.numpy().transpose(0, 2, 3, 1)
+    got = by_scale(x, scale, 'pytorch_scale_factor', align_corners)
+    chex.assert_shape(got, want.shape)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=f'scale {scale}')
+    # The size rule equals F.interpolate(size=...), not scale_factor (unless corners align).
+    size_want = torch.nn.functional.interpolate(tx, size=want.shape[1:3], mode='bilinear',
+                                                align_corners=align_corners)
+    np.testing.assert_allclose(by_scale(x, scale, 'size', align_corners),
+                               size_want.numpy().transpose(0, 2, 3, 1), rtol=0, atol=1e-6)
+    if not align_corners:
+      assert np.abs(by_scale(x, scale, 'size') - want).max() > 1e-2

@@ -17,6 +17,9 @@ def build_model(cfg, num_classes: int, axis_name=None):
       aspp_branches=cfg.get('aspp_branches', 0) or None, multi_level=cfg.get('multi_level', False),
       conv_impl=cfg.get('conv_impl', 'xla'), dtype=compute_dtype(cfg), bn_axis_name=axis_name)
   if cfg.get('msc', False):
-    return deeplabv2.MultiScaleInput(base=base, scales=tuple(cfg.msc_scales),
-                                     align_corners=cfg.align_corners)
+    rule = cfg.get('msc_resize_rule', 'pytorch_scale_factor')
+    return deeplabv2.MultiScaleInput(
+        base=base, scales=tuple(cfg.msc_scales), resize_rule=rule,
+        # Caffe Interp always aligns corners: its rule decides (None = the rule's reference).
+        align_corners=None if rule == 'caffe_interp' else cfg.align_corners)
   return base
