@@ -96,9 +96,12 @@ def _report_eval(writer, workdir, step, scalars, report, sums):
   if jax.process_index() == 0:
     _write_text_atomic(os.path.join(workdir, 'eval', f'step_{step:07d}.txt'), report)
     _write_text_atomic(os.path.join(workdir, 'eval', 'latest.txt'), report)
-    path = os.path.join(workdir, 'eval', f'step_{step:07d}_sums.npz')  # exact, for comparisons
+    # The exact sums ('confusion', 'depth/abs_rel', ...) beside the report, to compare runs.
+    path = os.path.join(workdir, 'eval', f'step_{step:07d}_sums.npz')
+    flat = {'/'.join(str(getattr(k, 'key', getattr(k, 'idx', k))) for k in keys): np.asarray(v)
+            for keys, v in jax.tree_util.tree_flatten_with_path(sums)[0]}
     with open(f'{path}.tmp{os.getpid()}', 'wb') as f:
-      np.savez(f, **jax.tree.map(np.asarray, sums))
+      np.savez(f, **flat)
     os.replace(f'{path}.tmp{os.getpid()}', path)
   _print(f'eval at step {step}:\n{report}')
 
