@@ -3,8 +3,9 @@
   python -m jaxseg.main --config=configs/deeplabv2.py --workdir=runs/deeplabv2 [--mode=eval]
   python -m jaxseg.main --config=configs/deeplabv2.py:smoke --workdir=/tmp/smoke --config.batch_size=4
 
-Multi-host: set JAXSEG_DISTRIBUTED=1 (or pass --distributed) to call
-jax.distributed.initialize() first (SLURM / Cloud TPU auto-detect; see launch/).
+Multi-process: set JAXSEG_DISTRIBUTED=1 (or pass --distributed) to call
+jax.distributed.initialize() first (SLURM / Cloud TPU auto-detect), or JAXSEG_COORDINATOR,
+JAXSEG_NUM_PROCESSES, JAXSEG_PROCESS_ID to name the job (jaxseg/runner/distributed.py, launch/).
 
 Errors that jaxseg raises itself (a bad config field, a missing or corrupt dataset file, no
 checkpoint, a non-finite loss...) print as one `error:` message and exit with status 1;
@@ -89,9 +90,9 @@ def parse_flags(argv):
 def _run(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from jaxseg.runner import distributed  # pylint: disable=g-import-not-at-top
+  distributed.maybe_initialize(_DISTRIBUTED.value)  # before anything touches a device
   import jax  # pylint: disable=g-import-not-at-top
-  if _DISTRIBUTED.value or os.environ.get('JAXSEG_DISTRIBUTED') == '1':
-    jax.distributed.initialize()
   from jaxseg.runner import loop  # pylint: disable=g-import-not-at-top
   logging.info('process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
                jax.local_devices())

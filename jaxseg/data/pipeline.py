@@ -69,6 +69,9 @@ def eval_batches(source, transform: Callable, global_batch_size: int, process_in
 
   All hosts produce the same number of batches, so collectives never hang.
   """
+  if global_batch_size % process_count:
+    raise ValueError(f'eval_batch_size={global_batch_size} does not split over '
+                     f'{process_count} processes')
   n = len(source) if limit is None else min(limit, len(source))
   local = global_batch_size // process_count
   offset = process_index * local

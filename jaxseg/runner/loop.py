@@ -76,7 +76,8 @@ def setup(config, workdir: str) -> Setup:
   return Setup(method, mesh, train_source, val_source, state, checkpointer)
 
 
-def _evaluate(s: Setup, config, eval_fn) -> tuple[dict, str]:
+def _evaluate(s: Setup, config, eval_fn) -> tuple[dict, str, dict]:
+  """-> (scalars, report, the split's summed eval_step outputs as NumPy, e.g. 'confusion')."""
   pidx, pcount = jax.process_index(), jax.process_count()
   batches = pipeline.eval_batches(s.val_source, s.method.eval_transform(),
                                   config.eval_batch_size, pidx, pcount,
@@ -86,15 +87,22 @@ def _evaluate(s: Setup, config, eval_fn) -> tuple[dict, str]:
     sums = eval_fn(s.state, parallel.put_batch(batch, s.mesh))
     total = sums if total is None else jax.tree.map(np.add, total, sums)
     total = jax.device_get(total)
-  return s.method.summarize(total)
+  return (*s.method.summarize(total), total)
 
 
-def _report_eval(writer, workdir, step, scalars, report):
+def _report_eval(writer, workdir, step, scalars, report, sums):
   writer.write_scalars(step, 'val', scalars)
   writer.write_text(step, 'val/report', report)
   if jax.process_index() == 0:
     _write_text_atomic(os.path.join(workdir, 'eval', f'step_{step:07d}.txt'), report)
     _write_text_atomic(os.path.join(workdir, 'eval', 'latest.txt'), report)
+    # The exact sums ('confusion', 'depth/abs_rel', ...) beside the report, to compare runs.
+    path = os.path.join(workdir, 'eval', f'step_{step:07d}_sums.npz')
+    flat = {'/'.join(str(getattr(k, 'key', getattr(k, 'idx', k))) for k in keys): np.asarray(v)
+            for keys, v in jax.tree_util.tree_flatten_with_path(sums)[0]}
+    with open(f'{path}.tmp{os.getpid()}', 'wb') as f:
+      np.savez(f, **flat)
+    os.replace(f'{path}.tmp{os.getpid()}', path)
   _print(f'eval at step {step}:\n{report}')
 
 
@@ -172,8 +180,8 @@ def train_and_evaluate(config, workdir: str):
         progress.pause(time.perf_counter() - t)
       preemption.raise_if_requested(step)
     # Final eval (also when a restart finds training already complete).
-    scalars, report = _evaluate(s, config, eval_fn)
-    _report_eval(writer, workdir, total, scalars, report)
+    scalars, report, sums = _evaluate(s, config, eval_fn)
+    _report_eval(writer, workdir, total, scalars, report, sums)
     return scalars
   except KeyboardInterrupt:
     done = int(jax.device_get(s.state.step))  # the interrupt may come before this step ran
@@ -199,9 +207,9 @@ def evaluate(config, workdir: str):
     raise FileNotFoundError(f'no checkpoint in {s.checkpointer.directory}; train first '
                             f'(--mode=train) or point --workdir at a trained run')
   eval_fn = parallel.jit_eval(s.method.eval_step, s.mesh)
-  scalars, report = _evaluate(s, config, eval_fn)
+  scalars, report, sums = _evaluate(s, config, eval_fn)
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  _report_eval(writer, workdir, step, scalars, report)
+  _report_eval(writer, workdir, step, scalars, report, sums)
   writer.close()
   s.checkpointer.close()
   return scalars

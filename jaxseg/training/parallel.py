@@ -21,6 +21,9 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   n = num_devices or len(devices)
   if n > len(devices):
     raise ValueError(f'asked for {n} devices, only {len(devices)} present')
+  if n != len(devices) and jax.process_count() > 1:
+    raise ValueError(f'config.num_devices={n}: a multi-process job uses all {len(devices)} '
+                     f'devices of its {jax.process_count()} processes (set 0)')
   return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=devices[:n])
 
@@ -34,8 +37,15 @@ def batch_sharded(mesh) -> NamedSharding:
 
 
 def put_batch(batch: dict, mesh) -> dict:
-  """Host-local NumPy batch -> global arrays sharded on the leading axis (multi-host safe)."""
+  """This process's slice of the global batch (NumPy, (B / process_count, ...)) -> global
+  arrays (B, ...) sharded on the leading axis over every process's devices."""
   sharding = batch_sharded(mesh)
+  local_devices = len(sharding.addressable_devices)
+  for path, x in jax.tree_util.tree_flatten_with_path(batch)[0]:
+    if np.shape(x)[0] % local_devices:
+      raise ValueError(f'batch{jax.tree_util.keystr(path)}: this process\'s slice of {np.shape(x)[0]} examples does '
+                       f'not split over its {local_devices} devices (the global batch size must '
+                       f'be a multiple of the {mesh.size} devices)')
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
                       batch)
 
