@@ -328,7 +328,7 @@ def _needed(aug, keys) -> set | None:
   """Keys the recipe reads: the requested ones, the image and the depth-SR source map."""
   if keys is None:
     return None
-  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr'}
+  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr', 'valid'}
 
 
 def make_train_transform(aug, keys: Sequence[str] | None) -> Callable:
