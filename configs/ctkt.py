@@ -140,6 +140,8 @@ def get_config(arg=None):
     _smoke(c, scale)
   for name in ablations:
     c.ctkt.update(ABLATIONS[name])
+    if not c.ctkt.spnet:
+      c.dataset.augment.structure_gt = ''  # no SPNet: no structure target to compute
   if 'steps' in keys:
     _set_steps(c, keys['steps'])
   for key, field in (('seed', 'seed'), ('teacher', 'ctkt.teacher'),

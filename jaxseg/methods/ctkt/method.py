@@ -46,6 +46,8 @@ class CTKTMethod(DsrMethod):
       denet = DENet(num_blocks=int(m.num_stages), features=int(k.denet_features),
                     conv_impl=impl, dtype=dtype)
       self.de_branch = WithSideOutputs(denet, conv_impl=impl, dtype=dtype)
+    if not self.use_denet:
+      self.batch_keys = self.eval_keys  # DSRNet alone reads no RGB
     if self.use_spnet:
       self.spnet = SPNet(width=int(k.spnet_width), depth=int(k.spnet_depth), conv_impl=impl,
                          dtype=dtype)
