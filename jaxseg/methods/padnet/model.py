@@ -34,7 +34,7 @@ from jaxseg.backbones.resnet import ResNet
 from jaxseg.heads.padnet_distillation import (DISTILLATION_MODES, GATE_SOURCES, Distillation,
                                               concat_distillation)
 from jaxseg.nn import BatchNorm, Conv2D, resize_bilinear
-from jaxseg.nn.deconv import ConvTranspose2x
+from jaxseg.nn.deconv import ConvTranspose
 from jaxseg.nn.precision import compute_dtype
 
 Array = jnp.ndarray
@@ -66,8 +66,9 @@ class DeconvBNReLU(nn.Module):
 
   Kernel 4 with 'SAME' padding has the geometry of PyTorch ConvTranspose2d(k=4, s=2, p=1); the
   Flax kernel is PyTorch's spatially flipped (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]).
-  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init. Computed as four sub-pixel
-  convolutions (`jaxseg.nn.deconv`, equal to `nn.ConvTranspose`), through `conv_impl`.
+  Param `deconv/kernel` (k, k, C_in, C_out), He-normal fan-out init. `jaxseg.nn.deconv.
+  ConvTranspose` (equal to `nn.ConvTranspose`; for stride 2 four sub-pixel convolutions), through
+  `conv_impl`.
   """
   features: int
   kernel_size: int = 4
@@ -78,8 +79,8 @@ class DeconvBNReLU(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    x = ConvTranspose2x(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
-                        name='deconv')(x)
+    x = ConvTranspose(self.features, self.kernel_size, stride=2, impl=self.conv_impl,
+                      dtype=self.dtype, name='deconv')(x)
     return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
                              name='bn')(x, train))
 
