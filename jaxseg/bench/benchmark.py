@@ -91,6 +91,13 @@ def random_batch(config, method, rng: np.random.Generator, height: int, width: i
            'contours': (rng.random((b, height, width)) < 0.1).astype(np.float32),
            'valid': np.ones((b, height, width), bool),
            'mask': np.ones((b,), bool)}
+  scale = int(getattr(method, 'scale', 1))  # depth super-resolution (CTKT): LR inputs
+  if height % scale == 0 and width % scale == 0:
+    batch.update(
+        depth_lr=rng.uniform(0, 1, (b, height // scale, width // scale)).astype(np.float32),
+        depth_lr_up=rng.uniform(0, 1, (b, height, width)).astype(np.float32),
+        minmax=np.tile(np.array([[0.5, 10.0]], np.float32), (b, 1)),
+        structure=(rng.random((b, height, width)) < 0.1).astype(np.float32))
   return {k: batch[k] for k in (*method.batch_keys, 'mask') if k in batch}
 
 
