@@ -24,12 +24,20 @@ def random_batch(config, method, rng: np.random.Generator, height: int, width: i
   """A batch with every key the method reads, random but well-formed."""
   b = config.batch_size
   batch = {'image': rng.normal(0, 50, (b, height, width, 3)).astype(np.float32),
-           'label': rng.integers(0, method.num_classes, (b, height, width)).astype(np.int32),
+           'label': rng.integers(0, getattr(method, 'num_classes', 2),
+                                 (b, height, width)).astype(np.int32),
            'depth': rng.uniform(0.5, 10, (b, height, width)).astype(np.float32),
            'normals': rng.normal(size=(b, height, width, 3)).astype(np.float32),
            'contours': (rng.random((b, height, width)) < 0.1).astype(np.float32),
            'valid': np.ones((b, height, width), bool),
            'mask': np.ones((b,), bool)}
+  scale = int(getattr(method, 'scale', 1))  # depth super-resolution (CTKT): LR inputs
+  if height % scale == 0 and width % scale == 0:
+    batch.update(
+        depth_lr=rng.uniform(0, 1, (b, height // scale, width // scale)).astype(np.float32),
+        depth_lr_up=rng.uniform(0, 1, (b, height, width)).astype(np.float32),
+        minmax=np.tile(np.array([[0.5, 10.0]], np.float32), (b, 1)),
+        structure=(rng.random((b, height, width)) < 0.1).astype(np.float32))
   return {k: batch[k] for k in (*method.batch_keys, 'mask') if k in batch}
 
 

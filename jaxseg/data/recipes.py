@@ -22,8 +22,12 @@ the evaluation image, targets keep their size, as AdaptSegNet evaluates):
   `crop_size` patch (a multiple of `dsr_scale`); `flip`, `vflip`, `transpose` each with
   probability 1/2; `depth_lr` = bicubic down-sampling by `dsr_scale` (PIL for 'nyu', OpenCV
   INTER_CUBIC for 'middlebury', `formats.dsr`) and `depth_lr_up` its bicubic up-sampling.
-  Evaluation: the whole map cropped to a multiple of the scale; a `depth_lr` the dataset
-  already has (ToFMark) is kept.
+  Min-max normalisation uses the valid pixels only (`valid`; 0 = missing in Sintel et al.).
+  `structure_gt` ('' none, 'sobel', 'canny'; thresholds `structure_low` / `structure_high` as
+  fractions of the largest gradient, `structure_sigma`): CTKT's SPNet target `structure`
+  (H, W) {0, 1}, computed on the whole HR map, then cropped / flipped with it.
+  Evaluation: the whole map cropped to a multiple of the scale; when the dataset has its own
+  `depth_lr` (ToFMark) it is kept and nothing is cropped (the LR map covers the whole target).
 """
 from typing import Callable, Sequence
 
@@ -221,16 +225,26 @@ def _dsr_settings(aug):
   protocol = aug.get('dsr_protocol', 'nyu')
   if protocol not in ('nyu', 'middlebury'):
     _fail('dsr_protocol', protocol, "must be 'nyu' or 'middlebury'")
+  method = aug.get('structure_gt', '') or ''
+  if method and method not in dsr.STRUCTURE_METHODS:
+    _fail('structure_gt', method, f"must be '' (none) or one of {dsr.STRUCTURE_METHODS}")
   return aug.get('dsr_key', 'depth'), scale, protocol
 
 
-def _dsr_prepare(ex, key, protocol):
+def _dsr_prepare(ex, key, protocol, aug):
+  """Min-max normalisation ('nyu', over the valid pixels) and the structure target."""
   if key not in ex:
     raise KeyError(f'config.dataset.augment.dsr_key={key!r}: the example has only {sorted(ex)}')
   ex = dict(ex)
   if protocol == 'nyu':
-    ex[key], (lo, hi) = dsr.minmax_normalize(ex[key])
+    ex[key], (lo, hi) = dsr.minmax_normalize(ex[key], ex.get('valid'))
     ex['minmax'] = np.array([lo, hi], np.float32)
+  method = aug.get('structure_gt', '') or ''
+  if method:
+    ex['structure'] = dsr.structure_edges(
+        ex[key], ex.get('valid'), method, low=float(aug.get('structure_low', 0.04)),
+        high=float(aug.get('structure_high', 0.1)),
+        sigma=float(aug.get('structure_sigma', 1.0)))
   return ex
 
 
@@ -249,7 +263,7 @@ def _dsr(aug) -> Callable:
     _fail('crop_size', (ch, cw), 'must be square when transpose=True')
 
   def step(ex, rng):
-    ex = _dsr_prepare(ex, key, protocol)
+    ex = _dsr_prepare(ex, key, protocol, aug)
     h, w = ex['image'].shape[:2]
     if h < ch or w < cw:
       raise ValueError(f'config.dataset.augment.crop_size={(ch, cw)} is larger than an '
@@ -293,11 +307,15 @@ def eval_step(aug) -> Callable:
     if size:
       ex = _fixed_size(ex, *size)
     if name == 'dsr':
-      ex = _dsr_prepare(ex, key, protocol)
-      keys = T.spatial_keys(ex)
-      ex = {k: (dsr.modcrop(v, scale) if k in keys else v) for k, v in ex.items()}
+      ex = _dsr_prepare(ex, key, protocol, aug)
       if 'depth_lr' not in ex:
+        keys = T.spatial_keys(ex)
+        ex = {k: (dsr.modcrop(v, scale) if k in keys else v) for k, v in ex.items()}
         ex = _add_lr(ex, key, scale, protocol)
+      # A dataset's own LR map (ToFMark) covers the whole field of view of the target: the
+      # target and image stay whole (the prediction is resized to them), since cropping them
+      # to a multiple of the scale while keeping the LR map whole would compare the
+      # prediction, squeezed onto fewer pixels, with a shifted target.
     if resize_to:
       ex = dict(ex, image=T.resize_image(ex['image'], *resize_to, interp))
     return ex
@@ -329,7 +347,7 @@ def _needed(aug, keys) -> set | None:
   """Keys the recipe reads: the requested ones, the image and the depth-SR source map."""
   if keys is None:
     return None
-  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr'}
+  return set(keys) | {'image', aug.get('dsr_key', 'depth'), 'depth_lr', 'valid'}
 
 
 def make_train_transform(aug, keys: Sequence[str] | None) -> Callable:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 from typing import Callable
 
+import ml_collections
 import numpy as np
 
 from jaxseg import viz
@@ -192,7 +193,65 @@ def _real_or_val_dataset(name: str, cfg, split: str):
   return _real(name, cfg, split)
 
 
-SOURCES: dict[str, Callable] = {'synthetic': _synthetic}
+class ConcatSource:
+  """Chosen examples of several sources as one: `parts` [(source, indices)], in that order."""
+
+  def __init__(self, parts, meta: dict):
+    self._items = [(src, int(i)) for src, idx in parts for i in idx]
+    self.meta = meta
+
+  def __len__(self) -> int:
+    return len(self._items)
+
+  def __getitem__(self, i: int) -> dict:
+    src, j = self._items[int(i)]
+    return src[j]
+
+  def example_id(self, i: int) -> str:
+    src, j = self._items[int(i)]
+    return src.example_id(j) if hasattr(src, 'example_id') else str(j)
+
+
+#: MSG-Net's mixed depth-SR training set (ctkt_dsr.md §8.2, the CTKT group's): 58 Sintel + 34
+#: Middlebury images, 82 train / 10 val; the val frames are 1-based indices into the mixture.
+MIXED_VAL_FRAMES = (1, 20, 28, 58, 64, 66, 69, 73, 75, 79)
+MIDDLEBURY_TEST = ('Art', 'Books', 'Dolls', 'Laundry', 'Moebius', 'Reindeer')
+
+
+def _sintel_middlebury(cfg, split: str):
+  """The mixed set: Sintel frames first, then Middlebury scenes (the order MSG-Net's indices
+  refer to is not published [D]); `num_sintel` frames evenly spaced over the sorted Sintel
+  training frames and the first `num_middlebury` FullSize scenes by name, never the
+  Middlebury test scenes [D: MSG-Net's exact picks are not published]. Fields: sintel_dir,
+  middlebury_dir, prepared_dir, image_pass, num_sintel (58), num_middlebury (34), val_frames."""
+  common = dict(prepared_dir=cfg.get('prepared_dir', ''), holdout=())
+  sintel = _real('sintel', ml_collections.ConfigDict(dict(
+      common, name='sintel', data_dir=cfg.get('sintel_dir', ''),
+      image_pass=cfg.get('image_pass', 'clean'))), 'train')
+  mb = _real('middlebury', ml_collections.ConfigDict(dict(
+      common, name='middlebury', data_dir=cfg.get('middlebury_dir', ''))), 'train')
+  n_s, n_m = int(cfg.get('num_sintel', 58)), int(cfg.get('num_middlebury', 34))
+  s_ids = sorted(range(len(sintel)), key=sintel.example_id)
+  if len(s_ids) < n_s:
+    raise ValueError(f'config.dataset.num_sintel={n_s}: {cfg.get("sintel_dir")} has only '
+                     f'{len(s_ids)} Sintel frames with depth')
+  s_pick = [s_ids[i] for i in np.linspace(0, len(s_ids) - 1, n_s).round().astype(int)]
+  m_ids = sorted((i for i in range(len(mb))
+                  if mb.example_id(i).split('/')[0] not in MIDDLEBURY_TEST), key=mb.example_id)
+  if len(m_ids) < n_m:
+    raise ValueError(f'config.dataset.num_middlebury={n_m}: {cfg.get("middlebury_dir")} has only '
+                     f'{len(m_ids)} Middlebury training scenes (test scenes {MIDDLEBURY_TEST} '
+                     f'excluded)')
+  mixed = [(sintel, i) for i in s_pick] + [(mb, i) for i in m_ids[:n_m]]
+  val = {int(v) - 1 for v in cfg.get('val_frames', MIXED_VAL_FRAMES)}
+  if not val <= set(range(len(mixed))):
+    raise ValueError(f'config.dataset.val_frames={tuple(sorted(v + 1 for v in val))}: 1-based '
+                     f'indices into the {len(mixed)} mixed images')
+  keep = [m for i, m in enumerate(mixed) if (i in val) == (split == 'val')]
+  return ConcatSource([(src, [j]) for src, j in keep], _meta('sintel_middlebury'))
+
+
+SOURCES: dict[str, Callable] = {'synthetic': _synthetic, 'sintel_middlebury': _sintel_middlebury}
 SOURCES.update({n: functools.partial(_real_or_val_dataset, n) for n in REAL})
 
 

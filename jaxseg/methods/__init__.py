@@ -8,7 +8,7 @@ import importlib
 METHODS = {
     'deeplabv2': 'jaxseg.methods.deeplabv2.method:DeepLabV2Method',
     'padnet': 'jaxseg.methods.padnet.method:PadNetMethod',
-    'dsr': 'jaxseg.methods.ctkt.method:DsrMethod',
+    'ctkt': 'jaxseg.methods.ctkt.method:CTKTMethod',
 }
 
 

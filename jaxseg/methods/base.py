@@ -226,7 +226,7 @@ class Method(abc.ABC):
 
   def image_transform(self) -> Callable:
     """{'image': (H, W, 3) uint8 RGB} -> {'image': normalised float32}, as in evaluation."""
-    return transforms.make_eval_transform(self.config.dataset.augment, ('image',))
+    return recipes.make_eval_transform(self.config.dataset.augment, ("image",))
 
   def eval_transform(self) -> Callable:
     return recipes.make_eval_transform(self.config.dataset.augment,

@@ -14,6 +14,7 @@ from jaxseg.convert.layouts import LAYOUTS
 from jaxseg.data import sources
 from jaxseg.inference import config as inference_config
 from jaxseg.nn.precision import DTYPES
+from jaxseg.training import optimizers
 
 __all__ = ['ConfigError', 'validate']
 
@@ -80,7 +81,7 @@ def _check_model(config):
 def _check_optimizer(config):
   o = config.optimizer
   check_choice(config, 'optimizer.name', {'sgd', 'adam', 'adamw'})
-  check_choice(config, 'optimizer.schedule', {'poly', 'constant'})
+  check_choice(config, 'optimizer.schedule', set(optimizers.SCHEDULES))
   if not o.learning_rate > 0:
     fail('optimizer.learning_rate', o.learning_rate, 'must be > 0')
   if o.get('weight_decay', 0.0) < 0:

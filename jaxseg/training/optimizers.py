@@ -55,11 +55,36 @@ def poly_schedule(base_lr: float, total_steps: int, power: float = 0.9, end_lr: 
   return schedule
 
 
+def step_schedule(base_lr: float, boundaries: Sequence[int], decay_factor: float = 0.1,
+                  warmup_steps: int = 0, warmup_ratio: float = 0.0) -> optax.Schedule:
+  """`base_lr * decay_factor ** (number of boundaries <= step)`: the rate is multiplied by
+  `decay_factor` from each boundary step on (PyTorch MultiStepLR / DBPN / PMBANet's lr / 10 at
+  given epochs). Optional linear warmup as in `poly_schedule`."""
+  bounds = sorted(int(b) for b in boundaries)
+  if any(b <= 0 for b in bounds):
+    raise ValueError(f'step schedule boundaries must be positive steps, got {bounds}')
+
+  def schedule(step):
+    step = jnp.asarray(step, jnp.float32)
+    passed = sum((step >= b).astype(jnp.float32) for b in bounds) if bounds else 0.0
+    lr = base_lr * jnp.power(jnp.float32(decay_factor), passed)
+    if warmup_steps > 0:
+      ramp = jnp.minimum(step / warmup_steps, 1.0)
+      lr = lr * (warmup_ratio + (1.0 - warmup_ratio) * ramp)
+    return lr
+
+  return schedule
+
+
+SCHEDULES = ('poly', 'constant', 'step')
+
+
 def make_schedule(opt_cfg: Any, total_steps: int) -> optax.Schedule:
-  """Base schedule from `opt_cfg`: `schedule` 'poly' (default) or 'constant'.
+  """Base schedule from `opt_cfg`: `schedule` 'poly' (default), 'constant' or 'step'.
 
   Fields: `learning_rate`, `power` (0.9), `end_lr` (0), `decay_steps` (horizon, default
-  `total_steps`), `warmup_steps` (0), `warmup_ratio` (0), `update_every` (1).
+  `total_steps`), `warmup_steps` (0), `warmup_ratio` (0), `update_every` (1); 'step':
+  `boundaries` (steps) and `decay_factor` (0.1), see `step_schedule`.
   """
   if _get(opt_cfg, 'learning_rate') is None:
     raise ValueError('opt_cfg.learning_rate is required')
@@ -74,7 +99,12 @@ def make_schedule(opt_cfg: Any, total_steps: int) -> optax.Schedule:
                          warmup_steps=int(_get(opt_cfg, 'warmup_steps', 0)),
                          warmup_ratio=float(_get(opt_cfg, 'warmup_ratio', 0.0)),
                          update_every=int(_get(opt_cfg, 'update_every', 1)))
-  raise ValueError(f"opt_cfg.schedule must be 'poly' or 'constant', got {kind!r}")
+  if kind == 'step':
+    return step_schedule(base_lr, tuple(_get(opt_cfg, 'boundaries', ())),
+                         decay_factor=float(_get(opt_cfg, 'decay_factor', 0.1)),
+                         warmup_steps=int(_get(opt_cfg, 'warmup_steps', 0)),
+                         warmup_ratio=float(_get(opt_cfg, 'warmup_ratio', 0.0)))
+  raise ValueError(f'opt_cfg.schedule must be one of {SCHEDULES}, got {kind!r}')
 
 
 def _scaled(schedule: optax.Schedule, mult: float) -> optax.Schedule:

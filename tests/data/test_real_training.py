@@ -72,7 +72,7 @@ def test_dsr_trains_from_middlebury_fullsize(tmp_path):
   root = tmp_path / 'middlebury'
   for scene in ('Aloe', 'Baby1', 'Art'):  # Art is a held-out (val) scene
     test_middlebury._scene_2005(root / 'FullSize', scene, h=24, w=32)  # pylint: disable=protected-access
-  c = load_config('configs/dsr.py:middlebury,smoke')
+  c = load_config('configs/ctkt.py:middlebury,smoke')
   c.num_train_steps = 2
   c.checkpoint_every_steps = 2
   c.dataset.data_dir = str(root)

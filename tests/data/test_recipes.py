@@ -146,7 +146,11 @@ def test_eval_transforms():
   d = recipes.make_eval_transform(_aug('dsr', dsr_scale=16), None)(ex)
   assert d['depth'].shape == (32, 48) and d['depth_lr'].shape == (2, 3)
   tof = dict(ex, depth_lr=np.ones((5, 7), np.float32))
-  assert recipes.make_eval_transform(_aug('dsr'), None)(tof)['depth_lr'].shape == (5, 7)
+  out = recipes.make_eval_transform(_aug('dsr', dsr_scale=16), None)(tof)
+  # The dataset's own LR map covers the whole target: nothing is cropped (cropping the target
+  # to 32x48 while keeping the whole LR map would misalign the two).
+  assert out['depth_lr'].shape == (5, 7) and out['depth'].shape == (H, W)
+  assert out['image'].shape[:2] == (H, W)
   z = recipes.make_eval_transform(_aug('padnet', crop_size=(20, 30)), None)(ex)
   assert z['image'].shape == (20, 30, 3) and z['depth'].shape == (20, 30)
 
@@ -177,3 +181,26 @@ def test_pillow_and_numpy_bilinear_agree(degrees, scale):
   slow = transforms.affine_warp({'image': img.astype(np.float32)}, a, (25, 35), (0, 0, 0))
   diff = np.abs(fast - slow['image'])
   assert diff.max() <= 1.0 and diff.mean() < 0.6
+
+
+def test_dsr_structure_target_is_cropped_and_flipped_with_the_depth():
+  """A depth step at column 30: the Canny / Sobel target marks it wherever the crop puts it;
+  the 'nyu' min-max ignores invalid pixels (zeros)."""
+  ex = _example()
+  ex['depth'] = np.where(np.arange(W)[None] < 30, 2.0, 5.0).repeat(H, 0).astype(np.float32)
+  ex['valid'] = np.ones((H, W), bool)
+  ex['valid'][:, :2] = False
+  ex['depth'][:, :2] = 0.0  # missing depth, as Sintel stores it
+  for method in ('sobel', 'canny'):
+    aug = _aug('dsr', crop_size=(32, 32), dsr_scale=4, dsr_protocol='nyu', structure_gt=method,
+               transpose=False, vflip=False)
+    t = transforms.make_train_transform(aug, None)
+    for seed in range(4):
+      out = t(ex, np.random.default_rng(seed))
+      assert tuple(out['minmax']) == (2.0, 5.0)  # not 0: the invalid zeros are ignored
+      d, s = out['depth'], out['structure']
+      step = np.flatnonzero(np.abs(np.diff(d[0])) > 0.5)  # the step between columns j, j + 1
+      cols = np.flatnonzero(s.any(0))
+      assert len(step) == 1 and set(cols) <= {step[0], step[0] + 1}, (method, step, cols)
+      assert s[:, step[0]:step[0] + 2].any(1).all()  # every row has the edge
+      assert not s[~out['valid']].any()

@@ -116,3 +116,39 @@ def test_deeplabv2_dataset_variants_validate(variant, tmp_path):
   if variant in ('gta5', 'synthia'):  # evaluated on Cityscapes val, same classes
     assert c.dataset.val_dataset.name == 'cityscapes'
     assert c.dataset.val_dataset.num_classes == c.dataset.get('num_classes', 19)
+
+
+class _FakeSource:
+  def __init__(self, ids):
+    self.ids = list(ids)
+
+  def __len__(self):
+    return len(self.ids)
+
+  def __getitem__(self, i):
+    return {'id': self.ids[i]}
+
+  def example_id(self, i):
+    return self.ids[i]
+
+
+def test_sintel_middlebury_mixed_set(monkeypatch):
+  """58 Sintel + 34 Middlebury (never a test scene), 82 train / 10 val by 1-based index."""
+  sintel = _FakeSource(f'scene{i // 10}/frame_{i % 10:04d}' for i in range(100))
+  mb = _FakeSource(['Art', 'Books', 'Dolls', 'Laundry', 'Moebius', 'Reindeer']
+                   + [f'Scene{i:02d}' for i in range(40)])
+  monkeypatch.setattr(sources, '_real', lambda name, cfg, split: {'sintel': sintel,
+                                                                  'middlebury': mb}[name])
+  cfg = ml_collections.ConfigDict(dict(name='sintel_middlebury', sintel_dir='s',
+                                       middlebury_dir='m'))
+  train, val = sources.make_source(cfg, 'train'), sources.make_source(cfg, 'val')
+  assert (len(train), len(val)) == (82, 10)
+  ids = [val.example_id(i) for i in range(10)]
+  assert ids[0] == 'scene0/frame_0000'  # frame 1 = the first Sintel frame
+  assert ids[3] == 'scene9/frame_0009'  # frame 58: the last Sintel pick
+  assert ids[4] == 'Scene05'  # frame 64: the sixth Middlebury scene
+  names = {train.example_id(i) for i in range(82)} | set(ids)
+  assert not names & set(sources.MIDDLEBURY_TEST) and len(names) == 92
+  cfg.num_middlebury = 41
+  with pytest.raises(ValueError, match='num_middlebury'):
+    sources.make_source(cfg, 'train')

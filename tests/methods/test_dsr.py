@@ -1,4 +1,4 @@
-"""Depth super-resolution tenant (DSRNet): loss, units and metrics, training, configs.
+"""DSRNet alone (`configs/ctkt.py:dsr_only`): loss, units and metrics, training, configs.
 
 The network is the smoke size (T=2, 8 features) on 16x16 HR / 4x4 LR maps; XLA optimisations
 are off (compiles dominate).
@@ -18,7 +18,7 @@ from jaxseg.data import pipeline, sources
 from jaxseg.methods import build_method
 from jaxseg.methods.ctkt.loss import dsr_loss_sum
 from jaxseg.methods.ctkt.metrics import border_mask, error_sums, summarize_errors, to_units
-from jaxseg.methods.ctkt.method import DsrMethod
+from jaxseg.methods.ctkt.dsr_method import DsrMethod
 from jaxseg.losses.reduce import global_mean
 
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures('fast_compile')  # tiny models: cheaper XLA
 
 
 def smoke(*flags):
-  return load_config('configs/dsr.py:' + ','.join(('smoke',) + flags))
+  return load_config('configs/ctkt.py:' + ','.join(('smoke', 'dsr_only') + flags))
 
 
 # -- loss -------------------------------------------------------------------------------------
@@ -116,8 +116,8 @@ def tiny():
 
 def test_batch_keys_and_shapes(tiny):
   method, batch = tiny
-  assert set(method.batch_keys) == {'image', 'depth_lr', 'depth', 'valid', 'minmax',
-                                    'depth_lr_up'}
+  assert set(method.batch_keys) == {'depth_lr', 'depth', 'valid', 'minmax', 'depth_lr_up'}
+  assert set(method.init_state(jax.random.key(0), batch).params) == {'dsr'}
   chex.assert_shape([batch['depth_lr'], batch['depth'], batch['depth_lr_up']],
                     [(2, 4, 4), (2, 16, 16), (2, 16, 16)])
   assert batch['depth'].min() >= 0.0 and batch['depth'].max() <= 1.0  # min-max normalised
@@ -145,31 +145,18 @@ def test_train_steps_reduce_the_loss(tiny):
 
 # -- configs ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('flags', ['', 'smoke', 'nyuv2_dsr', 'middlebury,x8', 'x16,sintel',
-                                   'tofmark', 'smoke,x2'])
-def test_variants_validate(flags):
-  c = load_config('configs/dsr.py' + (':' + flags if flags else ''))
-  config_checks.validate(c)
-  assert c.method == 'dsr' and c.model.name == 'dbpn'
-  scale = {'x2': 2, 'x8': 8, 'x16': 16}
-  want = next((v for k, v in scale.items() if k in flags.split(',')), 4)
-  assert c.dataset.augment.dsr_scale == want
-  assert c.dataset.augment.crop_size[0] % want == 0
-
-
 def test_variant_specifics():
-  nyu = load_config('configs/dsr.py:nyuv2_dsr')
+  nyu = load_config('configs/ctkt.py:nyuv2')
   assert (nyu.model.num_stages, nyu.model.features, nyu.model.feat0) == (7, 64, 256)
   assert (nyu.evaluation.border, nyu.evaluation.units_scale) == (6, 100.0)
-  mb = load_config('configs/dsr.py:middlebury')
+  mb = load_config('configs/ctkt.py:middlebury')
   assert mb.dataset.augment.dsr_key == 'disparity' and mb.evaluation.border == 0
   assert mb.dataset.augment.dsr_protocol == 'middlebury' and not mb.evaluation.denormalize
-  tof = load_config('configs/dsr.py:tofmark')
+  tof = load_config('configs/ctkt.py:tofmark')
   assert tof.num_train_steps == 0 and tof.model.lr_up == 'jax'  # evaluation only
-  with pytest.raises(ValueError, match='unknown variant'):
-    load_config('configs/dsr.py:x3')
+  assert not nyu.model.residual  # D-DBPN as trained (DBPN main.py has no --residual)
   with pytest.raises(ValueError, match='at most one'):
-    load_config('configs/dsr.py:x4,x8')
+    load_config('configs/ctkt.py:x4,x8')
 
 
 @pytest.mark.parametrize('path,value', [

@@ -11,7 +11,8 @@ import pytest
 from jax import lax
 
 from jaxseg.methods.ctkt.dsrnet import (PROJECTION, DownProjection, DSRNet, UpProjection,
-                                bicubic_upsample, conv_transpose)
+                                        bicubic_upsample)
+from jaxseg.nn.deconv import conv_transpose
 
 DN = ('NHWC', 'HWIO', 'NHWC')
 

@@ -172,3 +172,12 @@ def test_multi_tree_with_grouped_generator():
   chex.assert_trees_all_close(u['generator']['aspp']['branch_0']['bias'], -2.0 * jnp.ones(3))
   chex.assert_trees_all_equal(u['generator']['backbone']['stem']['bn1']['scale'], jnp.zeros(2))
   chex.assert_trees_all_close(u['discriminator']['k'], -1e-4 * jnp.ones(2), rtol=1e-3)
+
+
+def test_step_schedule_divides_at_the_boundaries():
+  sched = opt.make_schedule({'learning_rate': 1e-3, 'schedule': 'step', 'boundaries': (3, 5),
+                             'decay_factor': 0.1}, 10)
+  got = [float(sched(i)) for i in range(7)]
+  np.testing.assert_allclose(got, [1e-3] * 3 + [1e-4] * 2 + [1e-5] * 2, rtol=1e-6)
+  with pytest.raises(ValueError, match='schedule'):
+    opt.make_schedule({'learning_rate': 1.0, 'schedule': 'cosine'}, 10)

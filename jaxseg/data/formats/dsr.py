@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 SCALES = (2, 4, 8, 16)
 
@@ -25,11 +26,22 @@ def modcrop(x: np.ndarray, scale: int) -> np.ndarray:
   return x[:h - h % scale, :w - w % scale]
 
 
-def minmax_normalize(depth: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-  """(depth - min) / (max - min) as float32, and (min, max) to undo it."""
+def minmax_normalize(depth: np.ndarray, valid: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, tuple[float, float]]:
+  """(depth - min) / (max - min) as float32, and (min, max) to undo it.
+
+  `valid` (H, W) bool: min and max are taken over the valid pixels only (Sintel / Middlebury /
+  ToF maps store 0 where depth is missing; counting those zeros would put every map's minimum
+  at 0 and squeeze the real range), and invalid pixels are set to 0 in the result. Without
+  `valid`, non-finite pixels are the invalid ones. No valid pixel: zeros and (0, 1).
+  """
   d = np.asarray(depth, np.float32)
-  lo, hi = float(d.min()), float(d.max())
-  return ((d - lo) / max(hi - lo, 1e-12)).astype(np.float32), (lo, hi)
+  ok = np.isfinite(d) if valid is None else (np.asarray(valid, bool) & np.isfinite(d))
+  if not ok.any():
+    return np.zeros_like(d), (0.0, 1.0)
+  lo, hi = float(d[ok].min()), float(d[ok].max())
+  out = np.where(ok, (d - lo) / max(hi - lo, 1e-12), 0.0)
+  return out.astype(np.float32), (lo, hi)
 
 
 def _pil_resize(x: np.ndarray, size_hw) -> np.ndarray:
@@ -109,3 +121,67 @@ def make_lr(depth: np.ndarray, scale: int, protocol: str = 'nyu') -> dict:
   if minmax is not None:
     out['minmax'] = minmax
   return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure ground truth (CTKT's SPNet target, ctkt_dsr.md §5.3): edges of the HR depth map.
+
+STRUCTURE_METHODS = ('sobel', 'canny')
+_SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64) / 8.0
+
+
+def _sobel(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(gx, gy) of an (H, W) map, replicate borders, normalised so a unit ramp gives 1."""
+  gx = ndimage.correlate(d, _SOBEL, mode='nearest')
+  gy = ndimage.correlate(d, _SOBEL.T, mode='nearest')
+  return gx, gy
+
+
+def structure_edges(depth: np.ndarray, valid: np.ndarray | None = None, method: str = 'sobel',
+                    low: float = 0.04, high: float = 0.1, sigma: float = 1.0) -> np.ndarray:
+  """(H, W) float32 {0, 1} edge map of a depth map (1 = depth discontinuity).
+
+  Thresholds are fractions of the map's largest gradient magnitude (MATLAB `edge` convention,
+  the group's `edge(im, 'canny', 0.08)`), so they do not depend on the depth units:
+    'sobel'  |Sobel gradient| >= high * max.
+    'canny'  Gaussian blur (sigma, px), Sobel, non-maximum suppression along the gradient
+             direction (4 sectors), hysteresis: weak pixels (>= low * max) kept where they are
+             8-connected to a strong one (>= high * max).
+  Invalid pixels (valid False / non-finite) are filled with their nearest valid value first (so
+  holes make no edges), then set to 0 in the result.
+  """
+  if method not in STRUCTURE_METHODS:
+    raise ValueError(f'structure method must be one of {STRUCTURE_METHODS}, got {method!r}')
+  d = np.asarray(depth, np.float64)
+  ok = np.isfinite(d) if valid is None else (np.asarray(valid, bool) & np.isfinite(d))
+  if not ok.any():
+    return np.zeros(d.shape, np.float32)
+  if not ok.all():
+    idx = ndimage.distance_transform_edt(~ok, return_distances=False, return_indices=True)
+    d = d[tuple(idx)]
+  if method == 'canny' and sigma > 0:
+    d = ndimage.gaussian_filter(d, sigma, mode='nearest')
+  gx, gy = _sobel(d)
+  mag = np.hypot(gx, gy)
+  top = mag.max()
+  if top <= 0:
+    return np.zeros(d.shape, np.float32)
+  if method == 'sobel':
+    edges = mag >= high * top
+  else:
+    angle = (np.rad2deg(np.arctan2(gy, gx)) + 180.0) % 180.0
+    sector = (np.floor((angle + 22.5) / 45.0).astype(int)) % 4  # 0: x, 1: diag, 2: y, 3: anti
+    offsets = {0: (0, 1), 1: (1, 1), 2: (1, 0), 3: (1, -1)}
+    padded = np.pad(mag, 1)
+    h, w = mag.shape
+    peak = np.zeros(mag.shape, bool)
+    for s, (dy, dx) in offsets.items():
+      fwd = padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+      bwd = padded[1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+      peak |= (sector == s) & (mag >= fwd) & (mag >= bwd)
+    weak = peak & (mag >= low * top)
+    strong = peak & (mag >= high * top)
+    labels, _ = ndimage.label(weak, structure=np.ones((3, 3)))
+    keep = np.unique(labels[strong])
+    edges = np.isin(labels, keep[keep > 0])
+  return (edges & ok).astype(np.float32)

@@ -23,25 +23,22 @@ Recommendation [D]: the outputs of the up-projections)}. `train` is unused (no B
 dropout); it is there for the common model signature.
 
 Transposed convolutions: PyTorch `ConvTranspose2d(k, s, p)` (output (in - 1) s + k - 2p, which is
-exactly s * in for every entry of the table) is computed as ONE stride-1 convolution of the LR
-map with a packed kernel followed by a pixel shuffle (`conv_transpose`), equal to
-`lax.conv_transpose(x, kernel, (s, s), ((k-1-p, k-1-p),) * 2)` with the same (unflipped) HWIO
-kernel: no multiply-adds on the zeros of the dilated input (s^2 of them per tap), and the convolution
-goes through `jaxseg.nn.conv2d` so `conv_impl='matmul'` applies to it.
+exactly s * in for every entry of the table) is `jaxseg.nn.deconv.ConvTranspose` (the house's one
+transposed convolution; for these strides one packed-kernel convolution + pixel shuffle).
 
 Initialisation follows DBPN (ctkt_dsr.md §2: Kaiming normal, PReLU everywhere) in PyTorch's
 conventions: untruncated normal, std sqrt(2 / fan_in) for convolutions (fan_in = kh kw C_in);
 for the transposed convolutions PyTorch's `kaiming_normal_` reads fan_in from the weight's
 second axis, i.e. kh kw C_out (HWIO fan-out). Biases zero.
 """
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxseg.nn import Conv2D, conv2d
+from jaxseg.nn import Conv2D
+from jaxseg.nn.deconv import ConvTranspose
 
 #: scale -> (kernel, stride, padding) of the projection deconv / conv (ctkt_dsr.md §2 table;
 #: x2, x4, x8 from DBPN, x16 from PMBANet).
@@ -50,84 +47,6 @@ PRELU_INIT = 0.25  # PyTorch nn.PReLU() default
 
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')  # untruncated
 deconv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')  # untruncated
-
-
-# ---------------------------------------------------------------------------------------------
-# PyTorch-style transposed convolution as one convolution + pixel shuffle.
-
-def _phase_table(k: int, s: int, p: int) -> Tuple[np.ndarray, int, int]:
-  """One axis: tap index per (window position j, output phase r), k = no tap; window (lo, hi).
-
-  Output o = s m + r of the transposed convolution reads input m + d with kernel tap t for every
-  t with (r + t - P) divisible by s, d = (r + t - P) / s, P = k - 1 - p (see `conv_transpose`).
-  Window position j = d - lo covers d in [lo, hi] over all phases.
-  """
-  big_p = k - 1 - p
-  offsets = {(r, t): (r + t - big_p) // s for r in range(s) for t in range(k)
-             if (r + t - big_p) % s == 0}
-  lo, hi = min(offsets.values()), max(offsets.values())
-  table = np.full((hi - lo + 1, s), k, np.int32)  # k = index of the zero tap
-  for (r, t), d in offsets.items():
-    table[d - lo, r] = t
-  return table, lo, hi
-
-
-def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
-                   impl: str = 'xla') -> jax.Array:
-  """PyTorch `ConvTranspose2d(k, stride, padding)` on NHWC with an HWIO kernel (k, k, Cin, Cout).
-
-  Equals `lax.conv_transpose(x, kernel, (s, s), ((k-1-p, k-1-p),) * 2, dimension_numbers=
-  ('NHWC', 'HWIO', 'NHWC'))` (the kernel is not flipped: a PyTorch weight (Cin, Cout, k, k)
-  maps to `kernel = weight.transpose(2, 3, 0, 1)[::-1, ::-1]`). Needs k - 2p == stride, so the
-  output is exactly (N, s H, s W, Cout).
-
-  Computed as one stride-1 convolution of x with a (K, K, Cin, s*s*Cout) kernel gathered from
-  `kernel` (K = 3 for every scale of `PROJECTION`), whose output channel (rh, rw, c) is output
-  pixel (s m + rh, s n + rw), then a pixel shuffle.
-  """
-  k, kw_, cin, cout = kernel.shape
-  s, p = int(stride), int(padding)
-  if k != kw_:
-    raise ValueError(f'conv_transpose needs a square kernel, got {kernel.shape[:2]}')
-  if k - 2 * p != s:
-    raise ValueError(f'conv_transpose needs kernel - 2 * padding == stride (output s * input), '
-                     f'got kernel {k}, stride {s}, padding {p}')
-  if x.ndim != 4 or x.shape[-1] != cin:
-    raise ValueError(f'conv_transpose: x {x.shape} (N, H, W, Cin) does not match kernel '
-                     f'{kernel.shape} (k, k, Cin, Cout)')
-  table, lo, hi = _phase_table(k, s, p)
-  win = table.shape[0]
-  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap k is zero
-  packed = padded[table]                       # (win, s[rh], k + 1, Cin, Cout)
-  packed = jnp.take(packed, table, axis=2)     # (win, s[rh], win, s[rw], Cin, Cout)
-  packed = packed.transpose(0, 2, 4, 1, 3, 5).reshape(win, win, cin, s * s * cout)
-  y = conv2d(x, packed, padding=((-lo, hi), (-lo, hi)), impl=impl)  # (N, H, W, s*s*Cout)
-  n, h, w, _ = y.shape
-  y = y.reshape(n, h, w, s, s, cout).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(n, h * s, w * s, cout)
-
-
-class ConvTranspose(nn.Module):
-  """`conv_transpose` as a layer: params `kernel` (k, k, Cin, features), `bias` (features,)."""
-  features: int
-  kernel_size: int
-  stride: int
-  padding: int
-  use_bias: bool = True
-  impl: str = 'xla'
-  dtype: Optional[Any] = None
-  param_dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    k = self.kernel_size
-    kernel = self.param('kernel', deconv_init, (k, k, x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param('bias', nn.initializers.zeros, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose(x, kernel, self.stride, self.padding, self.impl)
-    return y if bias is None else y + bias
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,8 +75,8 @@ class _Layers(nn.Module):
 
   def deconv(self, x, name):  # LR -> HR
     k, s, p = self._geometry()
-    y = ConvTranspose(self.features, k, s, p, impl=self.conv_impl, dtype=self.dtype,
-                      name=name)(x)
+    y = ConvTranspose(self.features, k, s, p, use_bias=True, kernel_init=deconv_init,
+                      impl=self.conv_impl, dtype=self.dtype, name=name)(x)
     return self.act(y, name + '_act')
 
   def bottleneck(self, x):

@@ -34,7 +34,7 @@ from jaxseg.backbones.resnet import ResNet
 from jaxseg.heads.padnet_distillation import (DISTILLATION_MODES, GATE_SOURCES, Distillation,
                                               concat_distillation)
 from jaxseg.nn import BatchNorm, Conv2D, resize_bilinear
-from jaxseg.nn.deconv import ConvTranspose2x
+from jaxseg.nn.deconv import ConvTranspose
 from jaxseg.nn.precision import compute_dtype
 
 Array = jnp.ndarray
@@ -63,9 +63,12 @@ class ConvBNReLU(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    layer, name = (ConvTranspose2x, 'deconv') if self.transpose else (Conv2D, 'conv')
-    x = layer(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
-              name=name)(x)
+    if self.transpose:
+      x = ConvTranspose(self.features, self.kernel_size, stride=2, impl=self.conv_impl,
+                        dtype=self.dtype, name='deconv')(x)
+    else:
+      x = Conv2D(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
+                 name='conv')(x)
     return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
                              name='bn')(x, train))
 

@@ -76,3 +76,13 @@ def test_make_lr_protocols(depth):
   mid = dsr.make_lr(depth * 30, 4, 'middlebury')
   assert 'minmax' not in mid
   np.testing.assert_array_equal(mid['lr'], dsr.downsample(depth * 30, 4, 'cv2'))
+
+
+def test_minmax_normalize_ignores_invalid_pixels():
+  d = np.array([[0.0, 2.0], [4.0, 3.0]], np.float32)
+  out, (lo, hi) = dsr.minmax_normalize(d, d > 0)
+  assert (lo, hi) == (2.0, 4.0)
+  np.testing.assert_allclose(out, [[0.0, 0.0], [1.0, 0.5]])
+  nan = np.array([[np.nan, 1.0], [3.0, 2.0]], np.float32)
+  assert dsr.minmax_normalize(nan)[1] == (1.0, 3.0)
+  assert dsr.minmax_normalize(d, np.zeros((2, 2), bool))[1] == (0.0, 1.0)
