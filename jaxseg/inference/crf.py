@@ -29,8 +29,9 @@ CRF_DEFAULTS = dict(
     bilateral_weight=4.0, bilateral_sxy=67.0, bilateral_srgb=3.0,  # w1, alpha, beta
 )
 UNARY_CLIP = 1e-5  # pydensecrf unary_from_softmax clips probabilities here
-_STATIC = ('iterations', 'gaussian_weight', 'gaussian_sxy', 'bilateral_weight', 'bilateral_sxy',
-           'bilateral_srgb', 'method', 'gaussian_filter')
+# Sigmas size the lattice keys and the blur: static. Weights are traced (no recompile per weight).
+_STATIC = ('iterations', 'gaussian_sxy', 'bilateral_sxy', 'bilateral_srgb', 'method',
+           'gaussian_filter')
 
 
 def gaussian_taps(sigma: float, size: int) -> np.ndarray:
@@ -56,6 +57,16 @@ def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
   """Separable Gaussian filter of x (H, W, C) with zero padding: sum_j exp(-|p_i-p_j|^2/2s^2) x_j."""
   x = _blur_axis(x, gaussian_taps(sigma, x.shape[0]), 0)
   return _blur_axis(x, gaussian_taps(sigma, x.shape[1]), 1)
+
+
+def gaussian_blur_norm(height: int, width: int, sigma: float) -> np.ndarray:
+  """(H, W) float32 `gaussian_blur` of ones, computed in NumPy: it is separable and static."""
+  def ones_blurred(size):
+    taps = gaussian_taps(sigma, size)
+    radius = len(taps) // 2
+    offsets = np.arange(size)[:, None] + np.arange(-radius, radius + 1)[None]
+    return ((offsets >= 0) & (offsets < size)) @ taps.astype(np.float64)
+  return np.outer(ones_blurred(height), ones_blurred(width)).astype(np.float32)
 
 
 def _pixel_grid(height: int, width: int) -> Tuple[jax.Array, jax.Array]:
@@ -85,16 +96,14 @@ class _Message:
     if method == 'dense':
       self.kind = 'dense'
       features = _features(image, sxy, srgb)[0]
-      sq = jnp.sum(features * features, axis=1)
-      dist = sq[:, None] + sq[None, :] - 2.0 * jnp.dot(features, features.T,
-                                                       precision=lax.Precision.HIGHEST)
-      kernel = jnp.exp(-0.5 * jnp.maximum(dist, 0.0))
+      dist = sum((f[:, None] - f[None, :]) ** 2 for f in features.T)  # (N, N), no cancellation
+      kernel = jnp.exp(-0.5 * dist)
       norm = lax.rsqrt(jnp.sum(kernel, axis=1))
       self.kernel = norm[:, None] * kernel * norm[None, :]
       self.init = ()
     elif kind == 'separable':
       self.sxy = sxy
-      self.norm = lax.rsqrt(gaussian_blur(jnp.ones(self.shape + (1,), jnp.float32), sxy)).reshape(-1, 1)
+      self.norm = jnp.asarray(gaussian_blur_norm(*self.shape, sxy).reshape(-1, 1) ** -0.5)
       self.init = ()
     else:
       features, low, high = _features(image, sxy, srgb)
@@ -129,7 +138,7 @@ def dense_crf(image: jax.Array, probs: jax.Array, *,
   image: (H, W, 3) uint8 RGB guide (the raw image, not mean-subtracted).
   probs: (H, W, C) float class probabilities (e.g. the softmax of upsampled logits).
   Returns (H, W, C) float32 probabilities after `iterations` mean-field steps; rows sum to 1.
-  Parameters are static (Python numbers); a weight of 0 drops that kernel.
+  Sigmas and iterations are static (Python numbers); the weights may be traced.
   method: 'lattice' (permutohedral lattice, any size) or 'dense' (exact O(N^2), small images).
   gaussian_filter: 'separable' (exact blur) or 'lattice' (as pydensecrf), for method='lattice'.
   """
@@ -139,14 +148,11 @@ def dense_crf(image: jax.Array, probs: jax.Array, *,
   if image.shape != (height, width, 3):
     raise ValueError(f'image {image.shape} does not match probs {probs.shape}')
   unary = -jnp.log(jnp.maximum(probs.reshape(-1, channels).astype(jnp.float32), UNARY_CLIP))
-  messages = []
-  if gaussian_weight:
-    kind = 'separable' if gaussian_filter == 'separable' else 'lattice'
-    messages.append((gaussian_weight,
-                     _Message(kind, image, channels, gaussian_sxy, method=method)))
-  if bilateral_weight:
-    messages.append((bilateral_weight, _Message('lattice', image, channels, bilateral_sxy,
-                                                bilateral_srgb, method=method)))
+  gaussian_kind = 'separable' if gaussian_filter == 'separable' else 'lattice'
+  messages = [(gaussian_weight, _Message(gaussian_kind, image, channels, gaussian_sxy,
+                                         method=method)),
+              (bilateral_weight, _Message('lattice', image, channels, bilateral_sxy,
+                                          bilateral_srgb, method=method))]
 
   def step(_, carry):
     q, states = carry

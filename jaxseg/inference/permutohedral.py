@@ -294,27 +294,40 @@ def _chunk(lattice: Lattice) -> int:
 
 
 def splat(lattice: Lattice, values: jax.Array, table: jax.Array) -> jax.Array:
-  """Adds values (P, C) into table (V + 1, C) whose rows [0, M) are zero, corner by corner."""
-  for k in range(lattice.vertex.shape[0]):
-    table = table.at[lattice.vertex[k]].add(values * lattice.weight[k][:, None],
-                                            mode='promise_in_bounds')
-  return table
+  """Adds values (P, C) into table (V + 1, C) whose rows [0, M) are zero, one corner per step."""
+  def corner(k, table):
+    return table.at[lattice.vertex[k]].add(values * lattice.weight[k][:, None],
+                                           mode='promise_in_bounds')
+  return lax.fori_loop(0, lattice.vertex.shape[0], corner, table)
 
 
 def blur(lattice: Lattice, table: jax.Array, scratch: jax.Array) -> Tuple[jax.Array, jax.Array]:
-  """[1 2 1] / 4 along each lattice direction in turn; returns (blurred table, spare buffer)."""
+  """[1 2 1] / 4 along each lattice direction in turn; returns (blurred table, spare buffer).
+
+  Two directions per loop step (table -> scratch -> table), so the buffers never swap places in
+  the loop carry (a swap would copy them) and one loop body serves every direction.
+  """
   chunk = _chunk(lattice)
-  src, dst = table, scratch
-  for j in range(lattice.neighbours.shape[0]):
-    def step(start, out, src=src, j=j):
-      plus = lax.dynamic_slice_in_dim(lattice.neighbours[j, 0], start, chunk)
-      minus = lax.dynamic_slice_in_dim(lattice.neighbours[j, 1], start, chunk)
+  directions = lattice.neighbours.shape[0]
+
+  def along(j, src, dst):
+    def step(start, out):
+      plus, minus = lax.dynamic_slice(lattice.neighbours, (j, 0, start), (1, 2, chunk))[0]
       centre = lax.dynamic_slice_in_dim(src, start, chunk)
       new = 0.5 * centre + 0.25 * (src.at[plus].get(mode='promise_in_bounds') +
                                    src.at[minus].get(mode='promise_in_bounds'))
       return lax.dynamic_update_slice_in_dim(out, new, start, axis=0)
-    src, dst = _for_chunks(lattice.num_vertices, chunk, step, dst), src
-  return src, dst
+    return _for_chunks(lattice.num_vertices, chunk, step, dst)
+
+  def two_directions(i, buffers):
+    a, b = buffers
+    b = along(2 * i, a, b)
+    return along(2 * i + 1, b, a), b
+
+  table, scratch = lax.fori_loop(0, directions // 2, two_directions, (table, scratch))
+  if directions % 2:
+    return along(directions - 1, table, scratch), table
+  return table, scratch
 
 
 def slice_values(lattice: Lattice, table: jax.Array) -> jax.Array:
