@@ -69,6 +69,20 @@ def gaussian_blur_norm(height: int, width: int, sigma: float) -> np.ndarray:
   return np.outer(ones_blurred(height), ones_blurred(width)).astype(np.float32)
 
 
+def softmax_classes(x: jax.Array) -> jax.Array:
+  """Softmax over the last axis of x (N, C) as elementwise ops over its C columns.
+
+  A `reduce` over the short class axis is handed by XLA:CPU to YNNPACK together with every
+  producer of x (the lattice slice, the Gaussian blur), materialising their broadcast constants
+  at (N, C) on each iteration; this form stays an ordinary loop fusion.
+  """
+  columns = [x[:, c] for c in range(x.shape[1])]
+  peak = functools.reduce(jnp.maximum, columns)
+  exp = jnp.exp(x - peak[:, None])
+  total = functools.reduce(jnp.add, [exp[:, c] for c in range(x.shape[1])])
+  return exp / total[:, None]
+
+
 def _pixel_grid(height: int, width: int) -> Tuple[jax.Array, jax.Array]:
   rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
                             jnp.arange(width, dtype=jnp.float32), indexing='ij')
@@ -162,9 +176,9 @@ def dense_crf(image: jax.Array, probs: jax.Array, *,
       out, state = message(q, state)
       energy = energy + weight * out
       new_states.append(state)
-    return jax.nn.softmax(energy, axis=-1), tuple(new_states)
+    return softmax_classes(energy), tuple(new_states)
 
-  init = (jax.nn.softmax(-unary, axis=-1), tuple(m.init for _, m in messages))
+  init = (softmax_classes(-unary), tuple(m.init for _, m in messages))
   q, _ = lax.fori_loop(0, iterations, step, init)
   return q.reshape(height, width, channels)
 
