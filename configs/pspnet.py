@@ -67,19 +67,22 @@ def get_config(arg=None):
       output_stride=8, bn_mode='train',
       use_ppm=True, bins=(1, 2, 3, 6),
       ppm_features=0,            # 0 = C / len(bins) (semseg); mmseg 512
-      head_features=512, aux=True, aux_features=256, dropout=0.1,
+      head_features=128, aux=True, aux_features=64, dropout=0.1,  # 512 / 256 at width 64
       align_corners=True,        # semseg / Caffe Interp; mmseg False
       conv_impl='xla', dtype='float32'))
   c.loss = ml_collections.ConfigDict(dict(at_logit_resolution=False, aux_weight=0.4))
   c.optimizer = ml_collections.ConfigDict(dict(
       name='sgd', learning_rate=0.01, momentum=0.9, weight_decay=1e-4, nesterov=False,
-      schedule='poly', power=0.9, warmup_steps=0, param_groups=head_param_groups(1.0)))
+      schedule='poly', power=0.9,
+      warmup_steps=20,  # a jaxseg choice for the from-scratch synthetic runs; 0 in the recipes
+      param_groups=head_param_groups(1.0)))
 
   if 'smoke' in flags:
     configlib.smoke(c)
     c.dataset.update(num_train=32, num_val=6, image_size=(41, 41))
     c.dataset.augment.crop_size = (33, 33)
     c.model.update(depth=14, width=8, head_features=16, aux_features=8)
+    c.optimizer.warmup_steps = 0
   if datasets:
     name = datasets[0]
     c.update(dict(batch_size=16, eval_batch_size=1, num_train_steps=REAL_STEPS[name],
@@ -87,8 +90,9 @@ def get_config(arg=None):
     c.dataset = ml_collections.ConfigDict(dict(
         name=name, data_dir='', prepared_dir='',
         augment=transforms.recipe('pspnet', crop_size=REAL_CROP[name])))
-    c.model.update(depth=101, width=64)
+    c.model.update(depth=101, width=64, head_features=512, aux_features=256)
     c.optimizer.param_groups = head_param_groups(10.0)
+    c.optimizer.warmup_steps = 0
   if 'no_ppm' in flags:
     c.model.use_ppm = False
   if 'no_aux' in flags:
