@@ -87,11 +87,17 @@ class ResNet(nn.Module):
   Returns ``stem`` (after max pool, stride 4), ``layer1`` (stride 4, 4*width ch), ``layer2``
   (stride 8, 8*width), ``layer3`` (stride 8/16/16, 16*width), ``layer4`` (stride
   output_stride, 32*width). With ``pool_ceil_mode`` strides round up (Caffe): 321 -> 81 -> 41.
+
+  ``deep_stem`` replaces the 7x7 conv by three 3x3 convs (stride 2, 1, 1) of ``stem_width``,
+  ``stem_width``, ``2 * stem_width`` channels, each + BN + ReLU (``conv1..3`` / ``bn1..3``);
+  ``stem_width`` defaults to ``width`` (PSPNet / semseg: 64-64-128); mmseg ResNetV1c uses
+  ``stem_width = width // 2`` (32-32-64).
   """
   depth: int = 101
   width: int = 64
   layout: str = 'caffe'
   deep_stem: bool = False
+  stem_width: Optional[int] = None
   output_stride: int = 8
   contract_dilation: bool = False
   pool_ceil_mode: bool = True
@@ -115,7 +121,8 @@ class ResNet(nn.Module):
                                 name=name)
 
     if self.deep_stem:
-      stem = ((self.width, 2), (self.width, 1), (2 * self.width, 1))
+      sw = self.stem_width or self.width
+      stem = ((sw, 2), (sw, 1), (2 * sw, 1))
       for i, (f, s) in enumerate(stem, start=1):
         x = nn.relu(bn(f'bn{i}')(conv(f, 3, s, f'conv{i}')(x), train))
     else:

@@ -14,6 +14,9 @@ Layouts:
     ``layer{K}.block{I}.{reduce,conv3x3,increase,shortcut}.{conv,bn}`` for K = 2..5, I = 1..n
     (-> ``layer{K-1}_{I-1}/{conv1,conv2,conv3,downsample_conv}`` and their BNs); ASPP
     ``aspp.c{i}`` -> ``aspp/branch_{i}``. Stride on the 1x1 ``reduce`` (caffe layout).
+  * ``semseg_resnet`` / ``semseg_pspnet``, ``mmseg_resnetv1c`` / ``mmseg_pspnet``: PSPNet's deep-stem
+    ResNet (ImageNet init, backbone only) and whole PSPNet checkpoints in the hszhao/semseg and
+    mmsegmentation key layouts (``key_map``; see the PSPNet section at the end of this file).
   * ``plain``: keys are already ``/``-joined Flax paths (``params/...``, ``batch_stats/...``; a key
     without a collection goes to ``batch_stats`` if its leaf is ``mean``/``var``, else ``params``).
 
@@ -25,7 +28,7 @@ a model setting (``ResNet(layout=...)``), not a key difference.
 import collections
 import dataclasses
 import re
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 from flax import traverse_util
@@ -42,7 +45,12 @@ class Layout:
   strip_prefix: str = ''                  # removed from keys that start with it
   default_prefix: str = ''                # where load_into puts the tree by default
   rename: str = ''                        # key dialect translated first (see _RENAMES)
+  # (key after strip_prefix, backbone_root) -> (Flax module path, leaf, is_bn), DROP (an ignored
+  # key) or None (parse as a ResNet key); for layouts whose keys are not torchvision-like.
+  key_map: Optional[Callable[[str, str], Union[None, str, Tuple[str, str, bool]]]] = None
 
+
+DROP = 'drop'  # a key_map result: the key is known and deliberately not loaded (e.g. ``fc``)
 
 LAYOUTS = {
     'torchvision_resnet': Layout('torchvision_resnet', default_prefix='backbone'),
@@ -174,9 +182,16 @@ def convert_flat(state_dict: Mapping[str, np.ndarray], layout: str,
       unknown.append(key)
       continue
     item = None
+    mapped = spec.key_map(k, spec.backbone_root) if spec.key_map else None
     parsed = _backbone_key(k)
     head, fc = _ASPP.match(k), _FC.match(k)
-    if parsed is not None:
+    if mapped == DROP:
+      ignored.append(key)
+    elif mapped is not None:
+      item = _module_leaf(mapped[0], mapped[1], value, key, mapped[2])
+      if item is None:
+        ignored.append(key)
+    elif parsed is not None:
       module, leaf, is_bn = parsed
       item = _module_leaf(join(spec.backbone_root, module), leaf, value, key, is_bn)
       if item is None:
@@ -227,3 +242,77 @@ def unflatten(flat: Mapping[str, np.ndarray]) -> Dict[str, Dict]:
 
 def flatten(tree: Mapping) -> Flat:
   return traverse_util.flatten_dict(dict(tree), sep='/')
+
+
+# -- PSPNet: deep-stem ResNet and whole-model layouts (hszhao/semseg, mmsegmentation) ------------
+# semseg: ImageNet init ``conv{1,2,3}`` / ``bn{1,2,3}`` + ``layer*`` + ``fc``; PSPNet checkpoints
+# ``layer0.{0,1,3,4,6,7}`` (the stem as one Sequential: conv, bn, relu, ...), ``layer{1-4}``,
+# ``ppm.features.{i}.{1: conv, 2: bn}``, ``cls`` / ``aux`` ``.{0: conv, 1: bn, 4: classifier}``.
+# mmseg ResNetV1c: ``[backbone.]stem.{0,1,3,4,6,7}``, ``[backbone.]layer*``; PSPHead
+# ``decode_head.psp_modules.{i}.1.{conv,bn}``, ``decode_head.bottleneck.{conv,bn}``,
+# ``decode_head.conv_seg``; FCNHead ``auxiliary_head.convs.0.{conv,bn}``, ``.conv_seg``.
+_STEM_SEQ = {'0': 'conv1', '1': 'bn1', '3': 'conv2', '4': 'bn2', '6': 'conv3', '7': 'bn3'}
+_SEMSEG_STEM = re.compile(r'^layer0\.(\d)\.(\w+)$')
+_SEMSEG_PPM = re.compile(r'^ppm\.features\.(\d+)\.([12])\.(\w+)$')
+_SEMSEG_HEAD = re.compile(r'^(cls|aux)\.([014])\.(\w+)$')
+_SEMSEG_HEAD_MODULES = {'0': ('block/conv', False), '1': ('block/bn', True),
+                        '4': ('classifier', False)}
+_MMSEG_STEM = re.compile(r'^stem\.(\d)\.(\w+)$')
+_MMSEG_PPM = re.compile(r'^decode_head\.psp_modules\.(\d+)\.1\.(conv|bn)\.(\w+)$')
+_MMSEG_HEAD = re.compile(r'^(decode_head\.bottleneck|auxiliary_head\.convs\.0)\.(conv|bn)\.(\w+)$')
+_MMSEG_SEG = re.compile(r'^(decode_head|auxiliary_head)\.conv_seg\.(\w+)$')
+_MMSEG_HEADS = {'decode_head': 'cls', 'decode_head.bottleneck': 'cls',
+                'auxiliary_head': 'aux', 'auxiliary_head.convs.0': 'aux'}
+
+
+def _stem_or_resnet(k: str, root: str, stem: re.Pattern):
+  """A stem Sequential key (``layer0.N`` / ``stem.N``) or a ResNet key, under ``root``."""
+  m = stem.match(k)
+  if m:
+    if m.group(1) not in _STEM_SEQ:
+      return None
+    name = _STEM_SEQ[m.group(1)]
+    return join(root, name), m.group(2), name.startswith('bn')
+  if _FC.match(k):
+    return DROP  # the ImageNet classifier
+  parsed = _backbone_key(k)
+  return None if parsed is None else (join(root, parsed[0]), parsed[1], parsed[2])
+
+
+def _semseg_key(k: str, root: str):
+  m = _SEMSEG_PPM.match(k)
+  if m:
+    i, j, leaf = m.groups()
+    return f'ppm/branch_{i}/{"conv" if j == "1" else "bn"}', leaf, j == '2'
+  m = _SEMSEG_HEAD.match(k)
+  if m:
+    head, j, leaf = m.groups()
+    module, is_bn = _SEMSEG_HEAD_MODULES[j]
+    return f'{head}/{module}', leaf, is_bn
+  return _stem_or_resnet(k, root, _SEMSEG_STEM)
+
+
+def _mmseg_key(k: str, root: str):
+  m = _MMSEG_PPM.match(k)
+  if m:
+    i, mod, leaf = m.groups()
+    return f'ppm/branch_{i}/{mod}', leaf, mod == 'bn'
+  m = _MMSEG_HEAD.match(k)
+  if m:
+    head, mod, leaf = m.groups()
+    return f'{_MMSEG_HEADS[head]}/block/{mod}', leaf, mod == 'bn'
+  m = _MMSEG_SEG.match(k)
+  if m:
+    return f'{_MMSEG_HEADS[m.group(1)]}/classifier', m.group(2), False
+  if k.startswith('backbone.'):
+    k = k[len('backbone.'):]
+  return _stem_or_resnet(k, root, _MMSEG_STEM)
+
+
+_PSPNET_HEADS = (('ppm', 'ppm'), ('cls', 'cls'), ('aux', 'aux'))  # whole-model layouts
+LAYOUTS.update({
+    'semseg_resnet': Layout('semseg_resnet', default_prefix='backbone', key_map=_semseg_key),
+    'semseg_pspnet': Layout('semseg_pspnet', 'backbone', _PSPNET_HEADS, key_map=_semseg_key),
+    'mmseg_resnetv1c': Layout('mmseg_resnetv1c', default_prefix='backbone', key_map=_mmseg_key),
+    'mmseg_pspnet': Layout('mmseg_pspnet', 'backbone', _PSPNET_HEADS, key_map=_mmseg_key),
+})

@@ -13,7 +13,7 @@ from jaxseg.convert.layouts import (COLLECTIONS, LAYOUTS, Flat, convert_flat, ge
                                     unflatten)
 
 Source = Union[str, os.PathLike, Mapping[str, np.ndarray]]
-CLASSIFIERS = ('aspp', 'aspp_aux', 'fc')  # modules whose last axis is the class count
+CLASSIFIERS = ('aspp', 'aspp_aux', 'fc', 'classifier')  # modules whose last axis is the class count
 
 
 def add_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> Flat:

@@ -9,6 +9,7 @@ METHODS = {
     'deeplabv2': 'jaxseg.methods.deeplabv2.method:DeepLabV2Method',
     'padnet': 'jaxseg.methods.padnet.method:PadNetMethod',
     'ctkt': 'jaxseg.methods.ctkt.method:CTKTMethod',
+    'pspnet': 'jaxseg.methods.pspnet.method:PSPNetMethod',
 }
 
 

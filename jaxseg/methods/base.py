@@ -93,10 +93,20 @@ class Method(abc.ABC):
                                           self.config.num_train_steps)
     return self.tx
 
-  def apply_train(self, params, batch_stats, image):
-    """`self.model` in train mode -> (outputs, updated batch_stats)."""
+  def apply_train(self, params, batch_stats, image, rng=None):
+    """`self.model` in train mode -> (outputs, updated batch_stats).
+
+    `rng` (e.g. `step_rng(state)`) becomes the Flax 'dropout' key; with `axis_name` it is
+    folded with the device index so that each shard draws its own masks (under jit the one key
+    draws the masks of the whole global batch). Models without dropout ignore it.
+    """
+    rngs = {}
+    if rng is not None:
+      if self.axis_name is not None:
+        rng = jax.random.fold_in(rng, jax.lax.axis_index(self.axis_name))
+      rngs = {'dropout': rng}
     outputs, new_vars = self.model.apply({'params': params, 'batch_stats': batch_stats}, image,
-                                         train=True, mutable=['batch_stats'])
+                                         train=True, mutable=['batch_stats'], rngs=rngs)
     return outputs, new_vars.get('batch_stats', batch_stats)
 
   def optimizer_step(self, state: TrainState, loss_fn) -> tuple[TrainState, dict]:

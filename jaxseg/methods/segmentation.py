@@ -21,6 +21,7 @@ from jaxseg.inference.multiscale import predict_probs
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.methods.base import Method
 from jaxseg.metrics import segmentation as seg_metrics
+from jaxseg.training.state import step_rng
 
 TTA = 'tta'  # metric prefix of the configured multi-scale / flip inference
 
@@ -62,8 +63,10 @@ class SegmentationMethod(Method):
 
   # -- steps ------------------------------------------------------------------------------
   def train_step(self, state, batch):
+    rng = step_rng(state)  # the dropout key of this step (PSPNet); unused by DeepLab v2
+
     def loss_fn(params):
-      outputs, batch_stats = self.apply_train(params, state.batch_stats, batch['image'])
+      outputs, batch_stats = self.apply_train(params, state.batch_stats, batch['image'], rng)
       total, terms = self.loss(outputs, batch['label'])
       return total, (terms, batch_stats)
     return self.optimizer_step(state, loss_fn)

@@ -1,0 +1,1 @@
+"""PSPNet: deep-stem dilated ResNet, Pyramid Pooling Module, auxiliary head on layer3."""
