@@ -9,6 +9,7 @@ METHODS = {
     'deeplabv2': 'jaxseg.methods.deeplabv2.method:DeepLabV2Method',
     'padnet': 'jaxseg.methods.padnet.method:PadNetMethod',
     'dsr': 'jaxseg.methods.ctkt.method:DsrMethod',
+    'adaptsegnet': 'jaxseg.methods.adaptsegnet.method:AdaptSegNetMethod',
 }
 
 

@@ -60,9 +60,12 @@ class SegmentationMethod(Method):
       return total, (terms, batch_stats)
     return self.optimizer_step(state, loss_fn)
 
+  def eval_variables(self, state) -> dict:
+    """The Flax variables of `self.model` in `state` (multi-network methods pick their tree)."""
+    return {'params': state.params, 'batch_stats': state.batch_stats}
+
   def _logits_at_labels(self, state, image, size):
-    outputs = self.model.apply({'params': state.params, 'batch_stats': state.batch_stats},
-                               image, train=False)
+    outputs = self.model.apply(self.eval_variables(state), image, train=False)
     return resize_bilinear(outputs['logits'].astype(jnp.float32), size, self.align_corners)
 
   def eval_step(self, state, batch):
