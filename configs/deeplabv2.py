@@ -103,7 +103,7 @@ def get_config(arg=None):
       schedule='poly', power=0.9, warmup_steps=50,
       param_groups=deeplab_param_groups(freeze_bn=False, head_lr_mult=1.0,
                                         head_bias_lr_mult=1.0)))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4))
+  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
 
   if arg in (None, ''):
     pass

@@ -118,7 +118,7 @@ def get_config(arg=None):
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8,
       schedule='poly', power=0.9, warmup_steps=20, param_groups=()))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4))
+  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
 
   if dataset != 'synthetic':
     _real_dataset(c, dataset, scale)

@@ -13,9 +13,11 @@ Variants after ':', comma-separated and combinable (`configs/padnet.py:smoke,C`,
               is MTL-PyTorch's (Adam 1e-4, wd 1e-4, poly 0.9, batch 8, full 480x640 frames).
               Needs --config.dataset.data_dir=<NYUv2 root> and ImageNet weights via
               --config.init_from=resnet50.pth (layout torchvision_resnet).
-  cityscapes  the paper's Cityscapes setting: ResNet-101, 19 classes; needs the `cityscapes`
-              source with depth from disparity (dataset.depth=True). Cityscapes has no normals
-              or contour ground truth: the multi-task variants need them derived first.
+  cityscapes  the paper's Cityscapes setting: ResNet-101, 19 classes; the `cityscapes`
+              source with depth from disparity (dataset.depth=True). Cityscapes ships no normals
+              or contours: they are derived from disparity + camera and from the labels
+              (jaxseg.data.derived, as for NYUv2), so the multi-task model trains. Each task is
+              masked by its own validity (sky and stereo holes still train parsing).
 Ablations (padnet.md §1.3), one flag each, combinable with the variants above:
   single_depth    front-end + depth branch + decoder only (model.tasks='depth')
   single_parsing  front-end + parsing branch + decoder only (model.tasks='parsing')
@@ -122,7 +124,7 @@ def get_config(arg=None):
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, weight_decay=1e-4, schedule='poly', power=0.9,
       warmup_steps=50, param_groups=()))
-  c.predict = ml_collections.ConfigDict(dict(num_examples=4))
+  c.predict = ml_collections.ConfigDict(dict(num_examples=4, input=''))  # input: folder or glob
 
   for flag in [a for a in (arg or '').split(',') if a]:
     _apply(c, flag)

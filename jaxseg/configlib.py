@@ -26,7 +26,7 @@ def trainer(method: str, **fields) -> ml_collections.ConfigDict:
       method=method, seed=0, batch_size=4, eval_batch_size=4, num_train_steps=1000,
       log_every_steps=25, eval_every_steps=250, checkpoint_every_steps=100, keep_checkpoints=3,
       data_threads=2, num_devices=0, init_from='', init_layout='plain', num_eval_examples=0,
-      predict=dict(num_examples=4)))
+      predict=dict(num_examples=4, input='')))
   c.update(fields)
   return c
 

@@ -232,3 +232,39 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def overlay(image: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+  """(H, W, 3) uint8 image blended with (H, W, 3) uint8 label colours: (1-alpha) img + alpha c."""
+  blend = (1.0 - alpha) * np.asarray(image, np.float32) + alpha * np.asarray(colors, np.float32)
+  return np.clip(np.round(blend), 0, 255).astype(np.uint8)
+
+
+def save_palette_png(path: str | os.PathLike, label: np.ndarray, palette: np.ndarray,
+                     ignore_label: int = 255, ignore_color: Sequence[int] = (0, 0, 0)) -> None:
+  """(H, W) class map as a palette ('P') PNG: pixel values are the class ids (the dataset's
+  label format), the file's palette their colours (``ignore_label`` -> ``ignore_color``).
+  Written atomically like ``save_png``."""
+  label = np.asarray(label)
+  palette = np.asarray(palette, np.uint8)
+  if label.ndim != 2 or not (label.min(initial=0) >= 0 and label.max(initial=0) <= 255):
+    raise ValueError(f'label map must be (H, W) with values 0..255, got {label.shape}')
+  table = np.zeros((256, 3), np.uint8)
+  table[:len(palette)] = palette[:256]
+  table[ignore_label] = np.asarray(ignore_color, np.uint8)
+  img = Image.fromarray(label.astype(np.uint8), mode='P')
+  img.putpalette(table.ravel().tolist())
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      img.save(f, format='PNG')
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+

@@ -230,6 +230,14 @@ class Method(abc.ABC):
     cfg = self.config.dataset[self.second_train_source]
     return transforms.make_train_transform(cfg.augment, ('image',))
 
+  #: True where `predict_step` returns a class map 'label' (B, H, W) for an 'image' batch alone,
+  #: so `--config.predict.input=<folder or glob>` can run on the user's own images.
+  predicts_label_maps = False
+
+  def image_transform(self) -> Callable:
+    """{'image': (H, W, 3) uint8 RGB} -> {'image': normalised float32}, as in evaluation."""
+    return transforms.make_eval_transform(self.config.dataset.augment, ('image',))
+
   def eval_transform(self) -> Callable:
     return transforms.make_eval_transform(self.config.dataset.augment,
                                           tuple(self.batch_keys) + ())

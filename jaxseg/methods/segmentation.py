@@ -23,6 +23,7 @@ class SegmentationMethod(Method):
   """Single-network segmentation: model outputs {'logits' (B, h, w, K), ...extras}."""
 
   batch_keys = ('image', 'label')
+  predicts_label_maps = True
 
   def __init__(self, config, meta, axis_name=None):
     super().__init__(config, meta, axis_name)

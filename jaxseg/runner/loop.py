@@ -17,6 +17,7 @@ from absl import logging
 
 from jaxseg import methods, viz
 from jaxseg.runner import config_checks
+from jaxseg.runner.predict_files import predict_files
 from jaxseg.methods.base import Method
 from jaxseg.data import pipeline, sources
 from jaxseg.training import parallel
@@ -207,13 +208,19 @@ def evaluate(config, workdir: str):
 
 
 def predict(config, workdir: str):
-  """Writes `config.predict.num_examples` side-by-side PNGs to `<workdir>/predictions`."""
+  """Writes `config.predict.num_examples` side-by-side PNGs to `<workdir>/predictions`, or with
+  `config.predict.input` (a folder or glob) palette PNGs + overlays of those images."""
   s = setup(config, workdir)
   if s.checkpointer.latest_step() is None:
     logging.warning('no checkpoint in %s: predicting with the initial weights',
                     s.checkpointer.directory)
-  predict_fn = jax.jit(s.method.predict_step)
   out_dir = os.path.join(workdir, 'predictions')
+  if config.predict.get('input', ''):
+    try:
+      return predict_files(s.method, s.state, config, out_dir)
+    finally:
+      s.checkpointer.close()
+  predict_fn = jax.jit(s.method.predict_step)
   transform = s.method.eval_transform()
   n = min(config.predict.num_examples, len(s.val_source))
   paths = []

@@ -50,7 +50,7 @@ def test_cityscapes_labels_and_metric_depth(tmp_path):
   root = tmp_path / 'cityscapes'
   written = {**city_w._write_city(root, 'train'), **city_w._write_city(root, 'val')}
   prep = _prepare(tmp_path, 'cityscapes', root, ('train', 'val'), 'fine_depth')
-  assert prep.path.endswith(os.path.join('jaxseg_cityscapes', 'fine_depth', '1.0.0'))
+  assert prep.path.endswith(os.path.join('jaxseg_cityscapes', 'fine_depth', '1.1.0'))
   for split in ('train', 'val'):
     got = _check_roundtrip(prep, cityscapes, root, split, {'depth': True})
     for ex, frame in zip(got, city_w.FRAMES):

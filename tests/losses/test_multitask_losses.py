@@ -179,16 +179,18 @@ def test_padnet_loss_combines_terms():
   outputs, batch = _outputs_and_batch()
   total, terms = padnet_loss(outputs, batch, SURVEY_NYUD_LOSS_WEIGHTS, depth_kind='l1',
                              normals_kind='l1', contour_pos_weight=0.95)
+  # Each task masked by its own validity: `valid` (depth) restricts only the depth terms.
   v, inter = batch['valid'], outputs['intermediate']
+  assert not v.all()
   want = {
       'depth': depth_loss(outputs['depth'], batch['depth'], v, 'l1'),
-      'parsing': cross_entropy(outputs['logits'], jnp.where(v, batch['label'], 255)),
+      'parsing': cross_entropy(outputs['logits'], batch['label']),
       'inter_depth': depth_loss(inter['depth'], batch['depth'], v, 'l1'),
-      'inter_normals': normals_loss(inter['normals'], batch['normals'], v, 'l1'),
-      'inter_contours': balanced_bce(inter['contours'], batch['contours'], v, 0.95),
+      'inter_normals': normals_loss(inter['normals'], batch['normals'], None, 'l1'),
+      'inter_contours': balanced_bce(inter['contours'], batch['contours'], None, 0.95),
       'inter_parsing': cross_entropy(
           jax.image.resize(inter['parsing'], (2, 8, 8, 3), 'bilinear', antialias=False),
-          jnp.where(v, batch['label'], 255))}
+          batch['label'])}
   assert set(terms) == set(want)
   for name, value in want.items():
     np.testing.assert_allclose(terms[name], value, rtol=1e-5, err_msg=name)
@@ -237,3 +239,11 @@ def test_padnet_loss_target_resize_and_grad():
   g = jax.grad(lambda d: padnet_loss(dict(outputs, depth=d), batch, {'depth': 1.0})[0])(
       outputs['depth'])
   np.testing.assert_array_equal(g[:, :2], 0.0)
+  # ... but parsing still trains there (sky and stereo holes on Cityscapes have labels): the
+  # parsing gradient reaches every labelled pixel whatever `valid` says.
+  no_depth = dict(batch, valid=jnp.zeros_like(batch['valid']))
+  g = jax.grad(lambda lg: padnet_loss(dict(outputs, logits=lg), no_depth, {'parsing': 1.0})[0])(
+      outputs['logits'])
+  labelled = np.asarray(batch['label']) != 255
+  assert (np.abs(np.asarray(g)).sum(-1)[labelled] > 0).all()
+  assert (np.asarray(g)[~labelled] == 0).all()

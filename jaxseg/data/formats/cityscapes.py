@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from jaxseg.data.derived import contours_from_labels, normals_from_depth
 from jaxseg.data.formats import common
 from jaxseg.data.formats.common import DatasetLayoutError
 
@@ -116,7 +117,8 @@ def read_example(entry: dict) -> dict:
 
   Returns 'image' (H, W, 3) uint8 RGB; with a label path 'label' (H, W) uint8 trainIds
   (255 = ignore); with disparity/camera paths 'disparity' (H, W) float32 px, 'depth' (H, W)
-  float32 metres (0 = invalid) and 'valid' (H, W) bool.
+  float32 metres (0 = invalid), 'valid' (H, W) bool and the derived 'normals' (H, W, 3) and,
+  with labels, 'contours' (H, W) (`derived_targets`).
   """
   out = {'image': common.read_rgb(entry['image'], EXPECTED_LAYOUT)}
   h, w = out['image'].shape[:2]
@@ -131,6 +133,24 @@ def read_example(entry: dict) -> dict:
     out['disparity'] = disp
     out['depth'] = disparity_to_depth(disp, cam['baseline'], cam['fx'])
     out['valid'] = out['depth'] > 0
+    out.update(derived_targets(out, cam))
+  return out
+
+
+def camera_intrinsics(cam: dict) -> dict:
+  """`read_camera` output -> {fx, fy, cx, cy} in 1-based pixels (`jaxseg.data.derived`)."""
+  return {'fx': cam['fx'], 'fy': cam['fy'], 'cx': cam['u0'] + 1.0, 'cy': cam['v0'] + 1.0}
+
+
+def derived_targets(example: dict, cam: dict) -> dict:
+  """PAD-Net's intermediate targets Cityscapes does not ship (`jaxseg.data.derived`):
+  'normals' (H, W, 3) float32 from the metric depth and the frame's camera (zero = undefined:
+  no depth, e.g. sky and stereo holes) and, with labels, 'contours' (H, W) uint8 from the
+  trainIds."""
+  normals, _ = normals_from_depth(example['depth'], camera_intrinsics(cam))
+  out = {'normals': normals}
+  if 'label' in example:
+    out['contours'] = contours_from_labels(example['label'])
   return out
 
 

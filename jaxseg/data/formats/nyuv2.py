@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from jaxseg.data.formats import common
+from jaxseg.data.derived import contours_from_labels, normals_from_depth  # noqa: F401 (API)
 from jaxseg.data.formats.common import DatasetLayoutError
 
 EXPECTED_LAYOUT = """\
@@ -201,47 +202,6 @@ def list_examples(root, split: str, *, num_classes: int | None = 40) -> list[dic
   return [dict(entry, id=f'{i + 1:04d}', index=int(i)) for i in indices]
 
 
-def normals_from_depth(depth: np.ndarray, intrinsics: dict | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-  """Surface normals from (H, W) metric depth (0 = invalid); see the module docstring.
-
-  Returns (normals (H, W, 3) float32 unit vectors in the camera frame, zero where undefined;
-  valid (H, W) bool).
-  """
-  k = NYU_INTRINSICS if intrinsics is None else intrinsics
-  z = np.asarray(depth, np.float64)
-  h, w = z.shape
-  ok = np.isfinite(z) & (z > 0)
-  z = np.where(ok, z, 0.0)
-  u = np.arange(1, w + 1, dtype=np.float64)[None, :]
-  v = np.arange(1, h + 1, dtype=np.float64)[:, None]
-  pts = np.stack([(u - k['cx']) / k['fx'] * z, (v - k['cy']) / k['fy'] * z, z], axis=-1)
-  t_v, t_u = np.gradient(pts, axis=(0, 1)) if min(h, w) > 1 else (None, None)
-  if t_v is None:
-    return np.zeros((h, w, 3), np.float32), np.zeros((h, w), bool)
-  n = np.cross(t_v, t_u)
-  norm = np.linalg.norm(n, axis=-1)
-  p = np.pad(ok, 1, mode='edge')
-  valid = ok & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:] & (norm > 1e-12)
-  n = n / np.where(valid, norm, 1.0)[..., None]
-  n = np.where((np.sum(n * pts, axis=-1) > 0)[..., None], -n, n)
-  n = np.where(valid[..., None], n, 0.0)
-  return n.astype(np.float32), valid
-
-
-def contours_from_labels(label: np.ndarray) -> np.ndarray:
-  """(H, W) uint8 map: 1 where a 4-neighbour has a different label (both sides marked)."""
-  label = np.asarray(label)
-  out = np.zeros(label.shape, bool)
-  dv = label[1:, :] != label[:-1, :]
-  dh = label[:, 1:] != label[:, :-1]
-  out[1:, :] |= dv
-  out[:-1, :] |= dv
-  out[:, 1:] |= dh
-  out[:, :-1] |= dh
-  return out.astype(np.uint8)
-
-
 def read_example(entry: dict) -> dict:
   """Reads one frame.
 
@@ -265,7 +225,7 @@ def read_example(entry: dict) -> dict:
     raise DatasetLayoutError(mat, EXPECTED_LAYOUT, f'images has dtype {image.dtype}, '
                              'expected uint8, in')
   depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
-  normals, _ = normals_from_depth(depth)
+  normals, _ = normals_from_depth(depth, NYU_INTRINSICS)
   out = {'image': image, 'depth': depth, 'valid': depth > 0, 'normals': normals}
   if num_classes:
     map40, _ = read_class_mapping40(entry['mapping40'])

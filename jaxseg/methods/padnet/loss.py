@@ -26,6 +26,12 @@ SURVEY_NYUD_LOSS_WEIGHTS = {'depth': 1.0, 'parsing': 1.0, 'inter_depth': 1.0,
                             'inter_normals': 10.0, 'inter_contours': 50.0, 'inter_parsing': 1.0}
 
 
+def example_mask(batch: Mapping[str, Array]) -> Optional[Array]:
+  """batch['mask'] (B,) as a (B, 1, 1) bool array broadcastable to (B, H, W), or None."""
+  mask = batch.get('mask')
+  return None if mask is None else mask.astype(bool)[:, None, None]
+
+
 def pixel_validity(batch: Mapping[str, Array]) -> Optional[Array]:
   """batch['valid'] (B, H, W) and the per-example batch['mask'] (B,) combined: a bool array
   broadcastable to (B, H, W) ((B, 1, 1) with a mask only), or None if neither is present."""
@@ -48,7 +54,10 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Array],
   Args:
     outputs: `PADNet` output dict.
     batch: 'depth' (B, H, W), 'label' (B, H, W), 'normals' (B, H, W, 3), 'contours' (B, H, W),
-      optional 'valid' (B, H, W) bool and 'mask' (B,) bool (both restrict every term).
+      optional 'valid' (B, H, W) bool (depth validity: restricts the depth terms only) and
+      'mask' (B,) bool (padding examples: restricts every term). Each task is masked by its own
+      validity: parsing by `ignore_label`, normals by their zero (undefined) vectors, contours
+      nowhere else, so on Cityscapes sky and stereo holes still train parsing.
     weights: {term: w} over LOSS_TERMS ('depth', 'parsing' final; 'inter_*' intermediate);
       missing keys or w == 0 skip the term; None uses PAPER_LOSS_WEIGHTS. Terms whose output
       is absent (single-task models) are skipped.
@@ -67,7 +76,7 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Array],
   unknown = set(weights) - set(LOSS_TERMS)
   if unknown:
     raise ValueError(f'unknown padnet_loss terms {sorted(unknown)}; expected {LOSS_TERMS}')
-  valid = pixel_validity(batch)
+  valid, mask = pixel_validity(batch), example_mask(batch)
   inter = outputs.get('intermediate', {})
   preds = {'depth': outputs.get('depth'), 'parsing': outputs.get('logits')}
   preds.update({f'inter_{t}': inter.get(t) for t in INTERMEDIATE_TASKS})
@@ -77,12 +86,13 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Array],
     target = batch[targets[task]]
     if task == 'depth':
       return depth_loss_sum(pred, target, valid, depth_kind, resize, align_corners)
+    own = None if mask is None else jnp.broadcast_to(mask, target.shape[:3])
     if task == 'normals':
-      return normals_loss_sum(pred, target, valid, normals_kind, resize, align_corners)
+      return normals_loss_sum(pred, target, own, normals_kind, resize, align_corners)
     if task == 'contours':
-      return balanced_bce_sum(pred, target, valid, contour_pos_weight, resize, align_corners,
+      return balanced_bce_sum(pred, target, own, contour_pos_weight, resize, align_corners,
                               axis_name)
-    logits, (labels, v) = match_resolution(pred, (target, valid), resize, align_corners)
+    logits, (labels, v) = match_resolution(pred, (target, own), resize, align_corners)
     return cross_entropy_sum(logits, labels, ignore_label, weights=v)
 
   total, per_term = jnp.zeros((), jnp.float32), {}

@@ -72,7 +72,11 @@ class PadNetMethod(Method):
     return self.optimizer_step(state, loss_fn)
 
   def eval_step(self, state, batch):
-    """-> {'confusion' (K, K), 'depth', 'normals', 'contours'} sums for the evaluated tasks."""
+    """-> {'confusion' (K, K), 'depth', 'normals', 'contours'} sums for the evaluated tasks.
+
+    Each task is masked by its own validity (and the padding mask): depth by `batch['valid']`,
+    parsing by the ignore label, normals by their zero vectors (undefined), contours nowhere.
+    """
     out = self._apply(state, batch['image'])
     ev = self.config.evaluation
     mask, valid = batch['mask'], batch.get('valid')
@@ -90,11 +94,11 @@ class PadNetMethod(Method):
           eigen_crop=ev.eigen_crop, resize=ev.depth_resize, align_corners=self.align_corners)
     if 'normals' in self.tasks:
       sums['normals'] = normal_metrics.normals_metric_sums(
-          out['intermediate']['normals'].astype(jnp.float32), batch['normals'], valid, mask,
+          out['intermediate']['normals'].astype(jnp.float32), batch['normals'], None, mask,
           align_corners=self.align_corners)
     if 'contours' in self.tasks:
       sums['contours'] = contour_metrics.contour_metric_sums(
-          out['intermediate']['contours'].astype(jnp.float32), batch['contours'], valid, mask,
+          out['intermediate']['contours'].astype(jnp.float32), batch['contours'], None, mask,
           num_thresholds=ev.contour_thresholds, tolerance=ev.contour_tolerance,
           align_corners=self.align_corners)
     if self.axis_name is not None:

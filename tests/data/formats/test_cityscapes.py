@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxseg.data.derived import contours_from_labels
 from jaxseg.data.formats import cityscapes, common, middlebury
 
 from ._util import layout_error
@@ -90,6 +91,26 @@ def test_roundtrip_images_labels_depth(city):
     assert (ex['depth'][~valid] == 0).all()
     # Units: metres. 0.209313 m * 2262.52 px / 1 px ~ 473.6 m; plausible street depths.
     assert ex['depth'][valid].min() > 3.5
+
+
+def test_derived_normals_and_contours(city):
+  """PAD-Net's intermediate targets: a constant disparity is a fronto-parallel plane, whose
+  normal faces the camera, (0, 0, -1); zero (undefined) at and next to invalid depth; contours
+  are the label boundaries of the trainIds."""
+  root, written = city
+  entry = cityscapes.list_examples(root, 'val', depth=True)[0]
+  p = np.full((H, W), 2561, np.uint16)   # disparity 10 px everywhere ...
+  p[0, :3] = 0                             # ... but three invalid pixels
+  Image.fromarray(p).save(entry['disparity'])
+  ex = cityscapes.read_example(entry)
+  assert ex['normals'].shape == (H, W, 3) and ex['normals'].dtype == np.float32
+  near_invalid = np.zeros((H, W), bool)
+  near_invalid[:2, :4] = True
+  np.testing.assert_allclose(ex['normals'][~near_invalid], [[0.0, 0.0, -1.0]] * int(
+      (~near_invalid).sum()), atol=1e-6)
+  assert (ex['normals'][0, :3] == 0).all() and (ex['normals'][1, :3] == 0).all()
+  np.testing.assert_array_equal(ex['contours'], contours_from_labels(ex['label']))
+  assert set(np.unique(ex['contours'])) <= {0, 1} and ex['contours'].sum() > 0
 
 
 def test_without_depth_or_labels(city):

@@ -184,7 +184,7 @@ def test_normals_of_a_plane_are_exact(n0):
   n0 = np.array(n0) / np.linalg.norm(n0)
   depth = _plane_depth(n0, -2.0, 48, 64, nyuv2.NYU_INTRINSICS)   # n0 . P = -2: faces camera
   assert (depth > 0).all()
-  normals, valid = nyuv2.normals_from_depth(depth)
+  normals, valid = nyuv2.normals_from_depth(depth, nyuv2.NYU_INTRINSICS)
   assert valid.all() and normals.dtype == np.float32
   np.testing.assert_allclose(normals, np.broadcast_to(n0, normals.shape), atol=1e-5)
 
