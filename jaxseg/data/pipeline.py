@@ -51,11 +51,32 @@ class TrainBatches:
   def iterate(self, start_step: int, end_step: int, num_threads: int = 2,
               prefetch: int = 4) -> Iterator[dict]:
     """Batches start_step .. end_step-1 in order, loaded by grain threads."""
-    if end_step <= start_step:
-      return iter(())
-    ds = grain.MapDataset.range(start_step, end_step).map(self.__getitem__)
-    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
-    return iter(ds.to_iter_dataset(options))
+    return _iterate(self.__getitem__, start_step, end_step, num_threads, prefetch)
+
+
+class MergedBatches:
+  """Several `TrainBatches` read in step: batch k = `{name: parts[name][k]}` (e.g. one source-
+  and one target-domain batch). Each part keeps its own seed, so it stays deterministic and
+  resumable on its own."""
+
+  def __init__(self, parts: dict):
+    self.parts = dict(parts)
+
+  def __getitem__(self, step: int) -> dict:
+    return {name: part[step] for name, part in self.parts.items()}
+
+  def iterate(self, start_step: int, end_step: int, num_threads: int = 2,
+              prefetch: int = 4) -> Iterator[dict]:
+    return _iterate(self.__getitem__, start_step, end_step, num_threads, prefetch)
+
+
+def _iterate(load: Callable, start_step: int, end_step: int, num_threads: int,
+             prefetch: int) -> Iterator[dict]:
+  if end_step <= start_step:
+    return iter(())
+  ds = grain.MapDataset.range(start_step, end_step).map(load)
+  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  return iter(ds.to_iter_dataset(options))
 
 
 def num_eval_batches(num_examples: int, global_batch_size: int) -> int:

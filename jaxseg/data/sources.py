@@ -186,13 +186,6 @@ def _real(name: str, cfg, split: str):
   return PreparedSource(prepared.data_source(reader), decode, meta, ids, indices)
 
 
-def _real_or_val_dataset(name: str, cfg, split: str):
-  val = cfg.get('val_dataset', None)
-  if split == 'val' and val:
-    return make_source(val, 'val')
-  return _real(name, cfg, split)
-
-
 class ConcatSource:
   """Chosen examples of several sources as one: `parts` [(source, indices)], in that order."""
 
@@ -252,14 +245,18 @@ def _sintel_middlebury(cfg, split: str):
 
 
 SOURCES: dict[str, Callable] = {'synthetic': _synthetic, 'sintel_middlebury': _sintel_middlebury}
-SOURCES.update({n: functools.partial(_real_or_val_dataset, n) for n in REAL})
+SOURCES.update({n: functools.partial(_real, n) for n in REAL})
 
 
 def make_source(dataset_cfg, split: str):
-  """Builds the `split` ('train' | 'val') source named by `dataset_cfg.name`."""
+  """Builds the `split` ('train' | 'val') source named by `dataset_cfg.name`; 'val' comes from
+  `dataset_cfg.val_dataset` when that is set (any dataset, e.g. GTA5 -> Cityscapes val)."""
   if dataset_cfg.name not in SOURCES:
     raise ValueError(f'config.dataset.name={dataset_cfg.name!r} is not a known dataset; '
                      f'known: {sorted(SOURCES)}')
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+  val = dataset_cfg.get('val_dataset', None)
+  if split == 'val' and val:  # evaluate on another dataset (e.g. the target domain)
+    return make_source(val, 'val')
   return SOURCES[dataset_cfg.name](dataset_cfg, split)

@@ -10,6 +10,7 @@ METHODS = {
     'padnet': 'jaxseg.methods.padnet.method:PadNetMethod',
     'ctkt': 'jaxseg.methods.ctkt.method:CTKTMethod',
     'pspnet': 'jaxseg.methods.pspnet.method:PSPNetMethod',
+    'adaptsegnet': 'jaxseg.methods.adaptsegnet.method:AdaptSegNetMethod',
 }
 
 

@@ -64,6 +64,12 @@ class Method(abc.ABC):
     self.axis_name = axis_name
     self.pretrained_report = None  # the LoadReport of the last load_pretrained
 
+  #: Field of `config.dataset` naming a second training source (e.g. 'target' for domain
+  #: adaptation), or None. When set, the loop builds it (split 'train') and every training batch
+  #: is `{'source': <batch of config.dataset>, <field>: <batch of the second source>}`, each
+  #: drawn by its own deterministic, resumable pipeline (transform: `second_train_transform`).
+  second_train_source: str | None = None
+
   #: Single-network methods set `self.model` (a Flax module) and `self.tx = None` in __init__;
   #: multi-network methods override `init_state` and the steps.
   model = None
@@ -177,6 +183,18 @@ class Method(abc.ABC):
       return 'base'
     return ''
 
+  def pretrained_keep_init(self, state: TrainState, layout) -> Sequence[str]:
+    """Module paths in ``state.params`` (e.g. ``'discriminator'``) that keep their
+    initialisation when ``init_from`` does not hold them. Multi-network methods override this."""
+    return ()
+
+  def initialize_from_config(self, state: TrainState) -> TrainState:
+    """The initial state with the weights the config names (no checkpoint in the workdir):
+    ``config.init_from`` via ``load_pretrained``; methods with more weight files extend it."""
+    if self.config.get('init_from', ''):
+      state = self.load_pretrained(state, self.config.init_from)
+    return state
+
   def load_pretrained(self, state: TrainState, path) -> TrainState:
     """``state`` with ``params``/``batch_stats`` replaced by the weights in ``path``.
 
@@ -207,6 +225,7 @@ class Method(abc.ABC):
       spec_root = convert.LAYOUTS[layout].default_prefix
       modules = state.params.get(root, {}) if root else state.params
       allow_missing = [join(root, m) for m in modules if m != spec_root]
+    allow_missing += list(self.pretrained_keep_init(state, layout))
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
     try:
       new, report = convert.load_into(variables, source, layout, prefix=join(root, default),
@@ -229,6 +248,11 @@ class Method(abc.ABC):
 
   def train_transform(self) -> Callable:
     return recipes.make_train_transform(self.config.dataset.augment, self.batch_keys)
+
+  def second_train_transform(self) -> Callable:
+    """Training transform of the `second_train_source` (its own `augment`, image only)."""
+    cfg = self.config.dataset[self.second_train_source]
+    return transforms.make_train_transform(cfg.augment, ('image',))
 
   #: True where `predict_step` returns a class map 'label' (B, H, W) for an 'image' batch alone,
   #: so `--config.predict.input=<folder or glob>` can run on the user's own images.

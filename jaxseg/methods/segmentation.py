@@ -71,10 +71,14 @@ class SegmentationMethod(Method):
       return total, (terms, batch_stats)
     return self.optimizer_step(state, loss_fn)
 
+  def eval_variables(self, state) -> dict:
+    """The Flax variables of `self.model` in `state` (multi-network methods pick their tree)."""
+    return {'params': state.params, 'batch_stats': state.batch_stats}
+
   def probs(self, state, image, size, inference=None):
     """(B, h, w, 3) normalised images -> (B, *size, K) float32 class probabilities by
     `inference` (an `InferenceConfig`; default: the configured `config.eval.inference`)."""
-    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    variables = self.eval_variables(state)
 
     def logits_fn(x):
       return self.model.apply(variables, x, train=False)['logits'].astype(jnp.float32)

@@ -26,6 +26,10 @@ from jaxseg.training.progress import Progress
 from jaxseg.training.writer import MetricWriter
 
 
+# The second training source's data order and augmentation use seed + this offset.
+SECOND_SOURCE_SEED_OFFSET = 7919
+
+
 class NonFiniteLossError(FloatingPointError):
   """A train step produced a non-finite loss; the last good checkpoint is kept."""
 
@@ -37,6 +41,7 @@ class Setup:
   mesh: jax.sharding.Mesh
   train_source: object
   val_source: object
+  second_source: object  # the method's `second_train_source` (None for most methods)
   state: object
   checkpointer: Checkpointer
 
@@ -63,6 +68,8 @@ def setup(config, workdir: str) -> Setup:
   train_source = sources.make_source(config.dataset, 'train')
   val_source = sources.make_source(config.dataset, 'val')
   method = methods.build_method(config, train_source.meta)
+  second = method.second_train_source
+  second_source = sources.make_source(config.dataset[second], 'train') if second else None
   mesh = parallel.make_mesh(config.get('num_devices', None))
   checkpointer = Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
   example = method.eval_transform()(val_source[0])
@@ -71,9 +78,9 @@ def setup(config, workdir: str) -> Setup:
   state = init(jax.random.PRNGKey(config.seed), example)
   if checkpointer.latest_step() is not None:
     state = checkpointer.restore(state)
-  elif config.get('init_from'):
-    state = method.load_pretrained(state, config.init_from)
-  return Setup(method, mesh, train_source, val_source, state, checkpointer)
+  else:
+    state = method.initialize_from_config(state)
+  return Setup(method, mesh, train_source, val_source, second_source, state, checkpointer)
 
 
 def _evaluate(s: Setup, config, eval_fn) -> tuple[dict, str, dict]:
@@ -154,6 +161,11 @@ def train_and_evaluate(config, workdir: str):
   eval_fn = parallel.jit_eval(s.method.eval_step, s.mesh)
   batches = pipeline.TrainBatches(s.train_source, s.method.train_transform(), config.batch_size,
                                   config.seed, jax.process_index(), jax.process_count())
+  if s.second_source is not None:  # e.g. domain adaptation: one source + one target batch
+    second = pipeline.TrainBatches(s.second_source, s.method.second_train_transform(),
+                                   config.batch_size, config.seed + SECOND_SOURCE_SEED_OFFSET,
+                                   jax.process_index(), jax.process_count())
+    batches = pipeline.MergedBatches({'source': batches, s.method.second_train_source: second})
   iterator = batches.iterate(start, total, num_threads=config.data_threads)
   progress = Progress(start, total)
   pending = []
@@ -203,9 +215,13 @@ def evaluate(config, workdir: str):
   """Evaluates the latest checkpoint in `workdir` on the validation split."""
   s = setup(config, workdir)
   step = s.checkpointer.latest_step()
-  if step is None:
+  if step is None and config.get('init_from', ''):
+    step = 0  # evaluate the weights of config.init_from (e.g. a released checkpoint)
+    _print(f'no checkpoint in {s.checkpointer.directory}: evaluating {config.init_from}')
+  elif step is None:
     raise FileNotFoundError(f'no checkpoint in {s.checkpointer.directory}; train first '
-                            f'(--mode=train) or point --workdir at a trained run')
+                            f'(--mode=train), point --workdir at a trained run, or name '
+                            f'weights with --config.init_from')
   eval_fn = parallel.jit_eval(s.method.eval_step, s.mesh)
   scalars, report, sums = _evaluate(s, config, eval_fn)
   writer = MetricWriter(workdir, enabled=jax.process_index() == 0)

@@ -1,16 +1,18 @@
 """Optimizers: poly schedule, PyTorch-style SGD, regex parameter groups, multi-network trees.
 
 Parameter groups (`make_optimizer`) are an ordered list of dicts
-`{name, pattern, lr_mult=1, weight_decay=None, frozen=False, optional=False}`; `pattern` is searched
+`{name, pattern, lr_mult=1, weight_decay=None, frozen=False, optional=False, repeat=1}`; `pattern` is searched
 (`re.search`) in the '/'-joined parameter path (e.g. 'aspp/branch_0/bias'), the first matching
 group wins, unmatched parameters go to group 'default'. Each group has its own optax chain with
 learning rate `schedule(step) * lr_mult`; frozen groups get `optax.set_to_zero()` (no update, no
-weight decay, no optimizer state).
+weight decay, no optimizer state). `repeat` k > 1 (SGD only) applies the group's update k times
+per step, as PyTorch does for a tensor listed k times in one param group
+(`sgd_pytorch_repeated`; AdaptSegNet's released optimizer, bug compatibility).
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -127,10 +129,60 @@ def sgd_pytorch(learning_rate, momentum: float = 0.9, weight_decay: float = 0.0,
   return optax.chain(*parts)
 
 
+class RepeatedSgdState(NamedTuple):
+  count: jax.Array   # int32: steps taken (the first step starts each copy's buffer afresh)
+  trace: Any         # momentum buffer, one per tensor (shared by its copies)
+
+
+def sgd_pytorch_repeated(learning_rate, momentum: float = 0.9, weight_decay: float = 0.0,
+                         repeat: int = 1) -> optax.GradientTransformation:
+  """`torch.optim.SGD` (plain momentum, L2 decay) for tensors listed `repeat` times in a group.
+
+  PyTorch walks the list: each copy adds `wd * p` (p as moved by the copies before it) to the
+  same gradient, pushes it into the momentum buffer and moves p. On the first step every copy
+  starts its own buffer (`buf = d`) and the last one is kept; later the copies update the one
+  shared buffer in place (`buf = m * buf + d`). `repeat=1` equals `sgd_pytorch`.
+  """
+  schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
+
+  def init(params):
+    return RepeatedSgdState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.zeros_like, params))
+
+  def update(grads, state, params):
+    if params is None:
+      raise ValueError('sgd_pytorch_repeated needs params')
+    lr = schedule(state.count)
+    first = state.count == 0
+
+    def leaf(g, buf, p):
+      p_now = p
+      for _ in range(repeat):
+        d = g + weight_decay * p_now
+        buf = jnp.where(first, d, momentum * buf + d)
+        p_now = p_now - lr * buf
+      return p_now - p, buf
+
+    out = jax.tree.map(leaf, grads, state.trace, params)
+    is_pair = lambda x: isinstance(x, tuple) and len(x) == 2
+    updates = jax.tree.map(lambda o: o[0], out, is_leaf=is_pair)
+    trace = jax.tree.map(lambda o: o[1], out, is_leaf=is_pair)
+    return updates, RepeatedSgdState(state.count + 1, trace)
+
+  return optax.GradientTransformation(init, update)
+
+
 def _base_optimizer(name: str, learning_rate, weight_decay: float,
-                    opt_cfg: Any) -> optax.GradientTransformation:
+                    opt_cfg: Any, repeat: int = 1) -> optax.GradientTransformation:
   """One group's chain. 'sgd': `sgd_pytorch`; 'adam': PyTorch Adam (L2 weight decay added to
   the gradient); 'adamw': decoupled decay (optax.adamw, decay scaled by the learning rate)."""
+  if name == 'sgd' and repeat > 1:
+    if bool(_get(opt_cfg, 'nesterov', False)):
+      raise ValueError('param group repeat > 1 reproduces plain-momentum SGD; nesterov=True '
+                       'is not supported with it')
+    return sgd_pytorch_repeated(learning_rate, float(_get(opt_cfg, 'momentum', 0.9)),
+                                weight_decay, repeat)
+  if repeat > 1:
+    raise ValueError(f'param group repeat > 1 needs optimizer name sgd, got {name!r}')
   if name == 'sgd':
     return sgd_pytorch(learning_rate, momentum=float(_get(opt_cfg, 'momentum', 0.9)),
                        weight_decay=weight_decay, nesterov=bool(_get(opt_cfg, 'nesterov', False)))
@@ -227,7 +279,7 @@ def make_optimizer(opt_cfg: Any, params: Any, total_steps: int) -> optax.Gradien
       continue
     wd = float(_get(g, 'weight_decay', base_wd))
     lr = _scaled(schedule, float(_get(g, 'lr_mult', 1.0)))
-    transforms[gname] = _base_optimizer(name, lr, wd, opt_cfg)
+    transforms[gname] = _base_optimizer(name, lr, wd, opt_cfg, int(_get(g, 'repeat', 1)))
   return optax.multi_transform(transforms, lambda p: param_group_labels(p, groups))
 
 

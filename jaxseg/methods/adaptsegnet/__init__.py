@@ -1,0 +1,1 @@
+"""AdaptSegNet: output-space, multi-level adversarial domain adaptation (Tsai et al., CVPR 2018)."""
