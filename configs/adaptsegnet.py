@@ -53,7 +53,7 @@ Override any field with --config.<field>=<value>, e.g. --config.loss.adv_weights
 import ml_collections
 
 from jaxseg import configlib
-from jaxseg.data import transforms
+from jaxseg.data import recipes
 
 FLAGS = ('smoke', 'gta5', 'synthia', '13', '16', 'single_level', 'source_only', 'lsgan', 'paper',
          'released_optimizer')
@@ -64,7 +64,7 @@ SEG_AUX_WEIGHT = 0.1
 
 def _synthetic(domain: str, seed: int, num_train: int, num_val: int, size) -> dict:
   augment = dict(recipe='resize', resize_to=size, crop_size=size, flip=False,
-                 mean=transforms.ADAPTSEGNET_BGR_MEAN, std=transforms.UNIT_STD, bgr=True)
+                 mean=recipes.ADAPTSEGNET_BGR_MEAN, std=recipes.UNIT_STD, bgr=True)
   return dict(name='synthetic', seed=seed, num_train=num_train, num_val=num_val,
               image_size=size, domain=domain, augment=augment)
 
@@ -82,11 +82,11 @@ def _synthetic_dataset(num_train: int, num_val: int, size) -> ml_collections.Con
 
 
 def _real_dataset(source: str, num_classes: int) -> ml_collections.ConfigDict:
-  city = transforms.recipe('adaptsegnet_cityscapes')
+  city = recipes.recipe('adaptsegnet_cityscapes')
   if source == 'gta5':
-    ds = _real('gta5', transforms.recipe('adaptsegnet_gta5', eval_resize_to=(512, 1024)))
+    ds = _real('gta5', recipes.recipe('adaptsegnet_gta5', eval_resize_to=(512, 1024)))
   else:
-    ds = _real('synthia', transforms.recipe('adaptsegnet_gta5', resize_to=(760, 1280),
+    ds = _real('synthia', recipes.recipe('adaptsegnet_gta5', resize_to=(760, 1280),
                                             crop_size=(760, 1280), eval_resize_to=(512, 1024)),
                num_classes=num_classes)
   classes = {} if num_classes == 19 else {'num_classes': num_classes}

@@ -32,7 +32,7 @@ Override any field with --config.<field>=<value>, e.g. --config.num_train_steps=
 import ml_collections
 
 from jaxseg import configlib
-from jaxseg.data import transforms
+from jaxseg.data import recipes
 
 DATASETS = ('cityscapes', 'ade20k', 'voc')
 FLAGS = ('smoke', 'no_ppm', 'no_aux') + DATASETS
@@ -59,7 +59,7 @@ def get_config(arg=None):
       init_layout='semseg_resnet')
   c.dataset = ml_collections.ConfigDict(dict(
       name='synthetic', seed=0, num_train=4000, num_val=100, image_size=(97, 97),
-      domain='source', augment=transforms.recipe('pspnet', crop_size=(65, 65))))
+      domain='source', augment=recipes.recipe('pspnet', crop_size=(65, 65))))
   c.model = ml_collections.ConfigDict(dict(
       name='pspnet', depth=50, width=16,
       stem_width=0,              # 0 = width (semseg 64-64-128); mmseg ResNetV1c: width // 2
@@ -89,7 +89,7 @@ def get_config(arg=None):
                   log_every_steps=50, eval_every_steps=5000, checkpoint_every_steps=1000))
     c.dataset = ml_collections.ConfigDict(dict(
         name=name, data_dir='', prepared_dir='',
-        augment=transforms.recipe('pspnet', crop_size=REAL_CROP[name])))
+        augment=recipes.recipe('pspnet', crop_size=REAL_CROP[name])))
     c.model.update(depth=101, width=64, head_features=512, aux_features=256)
     c.optimizer.param_groups = head_param_groups(10.0)
     c.optimizer.warmup_steps = 0

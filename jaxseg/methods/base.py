@@ -252,7 +252,7 @@ class Method(abc.ABC):
   def second_train_transform(self) -> Callable:
     """Training transform of the `second_train_source` (its own `augment`, image only)."""
     cfg = self.config.dataset[self.second_train_source]
-    return transforms.make_train_transform(cfg.augment, ('image',))
+    return recipes.make_train_transform(cfg.augment, ('image',))
 
   #: True where `predict_step` returns a class map 'label' (B, H, W) for an 'image' batch alone,
   #: so `--config.predict.input=<folder or glob>` can run on the user's own images.

@@ -37,7 +37,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxseg import config_files
-from jaxseg.data import sources, transforms
+from jaxseg.data import recipes, sources
 
 REPO = config_files.REPO_ROOT
 CONFIG = 'configs/deeplabv2.py:smoke'
@@ -163,7 +163,7 @@ def labelled_val_pixels() -> int:
   with config.unlocked():
     config.dataset.num_val = NUM_VAL
   source = sources.make_source(config.dataset, 'val')
-  transform = transforms.make_eval_transform(config.dataset.augment, ('image', 'label'))
+  transform = recipes.make_eval_transform(config.dataset.augment, ('image', 'label'))
   return int(sum((transform(source[i])['label'] != 255).sum() for i in range(len(source))))
 
 

@@ -194,7 +194,7 @@ def test_dsr_structure_target_is_cropped_and_flipped_with_the_depth():
   for method in ('sobel', 'canny'):
     aug = _aug('dsr', crop_size=(32, 32), dsr_scale=4, dsr_protocol='nyu', structure_gt=method,
                transpose=False, vflip=False)
-    t = transforms.make_train_transform(aug, None)
+    t = recipes.make_train_transform(aug, None)
     for seed in range(4):
       out = t(ex, np.random.default_rng(seed))
       assert tuple(out['minmax']) == (2.0, 5.0)  # not 0: the invalid zeros are ignored

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseg import viz
-from jaxseg.data import transforms
+from jaxseg.data import recipes
 from jaxseg.losses.reduce import global_mean
 from jaxseg.methods.base import Method
 from jaxseg.methods.ctkt import checks
@@ -91,7 +91,7 @@ class DsrMethod(Method):
 
   def eval_transform(self):
     """Evaluation / prediction examples without the RGB image (DSRNet reads depth only)."""
-    return transforms.make_eval_transform(self.config.dataset.augment, self.eval_keys)
+    return recipes.make_eval_transform(self.config.dataset.augment, self.eval_keys)
 
   # -- network in / out -------------------------------------------------------------------
   def dsr_params(self, params):
