@@ -20,6 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxseg.config_files import load_config
 from jaxseg.configlib import ConfigError
 from jaxseg.runner import preemption
 from jaxseg.runner.errors import raised_by_jaxseg
@@ -54,7 +55,6 @@ def _config_overrides(argv):
 
 def _unknown_override(argv) -> str | None:
   """The message for the first `--config.<path>` that names no field, if any."""
-  from jaxseg.config_files import load_config  # pylint: disable=g-import-not-at-top
   spec, paths = _config_overrides(argv)
   if spec is None:
     return None

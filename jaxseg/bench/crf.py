@@ -16,16 +16,19 @@ one JAX call (jax.profiler).
 import argparse
 import collections
 import functools
+import glob
 import json
 import os
 import pathlib
 import platform
+import shutil
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from jaxseg.inference.crf import CRF_DEFAULTS, dense_crf
 
@@ -48,7 +51,6 @@ def inputs(height: int, width: int, classes: int, seed: int = 0):
   """(image (H, W, 3) uint8, probs (H, W, C) float32, image source)."""
   rng = np.random.default_rng(seed)
   if STREET.is_file():
-    from PIL import Image  # pylint: disable=g-import-not-at-top
     image = np.array(Image.open(STREET).convert('RGB').resize((width, height), Image.BILINEAR))
     source = f'{STREET.name} resized to {height}x{width}'
   else:
@@ -87,8 +89,6 @@ def pydensecrf_runner(image: np.ndarray, probs: np.ndarray, params: dict):
 
 def profile(compiled, args, top: int = 25, logdir: str = '/tmp/jaxseg_crf_profile') -> str:
   """XLA per-op times (ms, summed over threads and loop trips) of one call, largest first."""
-  import glob  # pylint: disable=g-import-not-at-top
-  import shutil  # pylint: disable=g-import-not-at-top
   shutil.rmtree(logdir, ignore_errors=True)
   jax.profiler.start_trace(logdir)
   jax.block_until_ready(compiled(*args))

@@ -46,15 +46,16 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any],
                 resize: str = 'prediction', align_corners: bool = False,
                 ignore_label: int = 255):
   """(total, {term: mean}) as jaxseg's `padnet_loss`; batch 'depth' (B, H, W), 'label' (B, H, W)
-  int64, 'normals' (B, 3, H, W), 'contours' (B, H, W), optional 'valid' (B, H, W) bool."""
+  int64, 'normals' (B, 3, H, W), 'contours' (B, H, W), optional 'valid' (B, H, W) bool (depth
+  validity: the depth terms only; normals skip zero vectors, parsing the ignore label)."""
   weights = PAPER_LOSS_WEIGHTS if weights is None else weights
   valid = batch.get('valid')
   inter = outputs.get('intermediate', {})
   preds = {'depth': outputs.get('depth'), 'parsing': outputs.get('logits')}
   preds.update({f'inter_{t}': inter.get(t) for t in INTERMEDIATE_TASKS})
 
-  def all_ok(shape):
-    return torch.ones(shape, dtype=torch.bool) if valid is None else valid.bool()
+  def all_ok(shape):  # each task has its own validity: `valid` is depth's alone
+    return torch.ones(shape, dtype=torch.bool)
 
   def depth(pred):
     pred, (target, v) = _match(pred[:, None], (batch['depth'], valid), resize, align_corners)
@@ -66,7 +67,7 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any],
     return _mean(torch.where(ok, per_pixel, 0.0).sum(), ok)
 
   def normals(pred):
-    pred, (target, v) = _match(pred, (batch['normals'], valid), resize, align_corners)
+    pred, (target, v) = _match(pred, (batch['normals'], None), resize, align_corners)
     ok = torch.isfinite(target).all(1) & (target.square().sum(1) > 1e-3**2)
     ok = ok if v is None else ok & v.bool()
     p = _l2_normalize(pred)
@@ -81,7 +82,7 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any],
     return total / (per_count * ok.sum().float()).clamp(min=1.0)
 
   def contours(pred):
-    pred, (target, v) = _match(pred[:, None], (batch['contours'], valid), resize, align_corners)
+    pred, (target, v) = _match(pred[:, None], (batch['contours'], None), resize, align_corners)
     x = pred[:, 0]
     ok = all_ok(x.shape) if v is None else v.bool()
     positive = target >= 0.5
@@ -94,7 +95,7 @@ def padnet_loss(outputs: Mapping[str, Any], batch: Mapping[str, Any],
     return _mean(torch.where(ok, per_pixel, 0.0).sum(), ok)
 
   def parsing(pred):
-    logits, (labels, v) = _match(pred, (batch['label'], valid), resize, align_corners)
+    logits, (labels, v) = _match(pred, (batch['label'], None), resize, align_corners)
     k = logits.shape[1]
     lab_ok = (labels != ignore_label) & (labels >= 0) & (labels < k)
     nll = F.cross_entropy(logits, torch.where(lab_ok, labels, 0), reduction='none')

@@ -1,6 +1,6 @@
 """Kill training at random moments, resume, and check the result is bit-identical.
 
-  python -m jaxseg.tools.kill_test --configs=configs/deeplabv2.py:smoke,configs/padnet.py:smoke,configs/dsr.py:smoke
+  python -m jaxseg.tools.kill_test --configs=configs/deeplabv2.py:smoke,configs/padnet.py:smoke,configs/ctkt.py:dsr_only,smoke
 
 For each config: one uninterrupted run (the reference), then one run that is killed with
 SIGKILL at `--kills` moments (at least one while a checkpoint is being written, one during an

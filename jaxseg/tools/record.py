@@ -18,20 +18,28 @@ import subprocess
 import sys
 import time
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 from jaxseg.config_files import REPO_ROOT
+from jaxseg.runner import loop
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
-                                          lock_config=True)
-_NAME = flags.DEFINE_string('name', None, '<group>/<row>[/seed<k>]: the results file name.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (checkpoints, logs).')
-_COLUMNS = flags.DEFINE_list('columns', [], 'Metrics shown in docs/results.md (default: all '
-                             'scalars without a "/").')
-_OUT = flags.DEFINE_string('out_dir', os.path.join(REPO_ROOT, 'docs', 'results'),
-                           'Where results files go.')
-flags.mark_flags_as_required(['config', 'name', 'workdir'])
+
+
+def define_flags():
+  """The command's flags (defined only when it runs: tests import this module beside
+  jaxseg.main, whose --config/--workdir would clash)."""
+  global _CONFIG, _NAME, _WORKDIR, _COLUMNS, _OUT  # pylint: disable=global-statement
+  _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (path[:arg]).',
+                                            lock_config=True)
+  _NAME = flags.DEFINE_string('name', None, '<group>/<row>[/seed<k>]: the results file name.')
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (checkpoints, logs).')
+  _COLUMNS = flags.DEFINE_list('columns', [], 'Metrics shown in docs/results.md (default: all '
+                               'scalars without a "/").')
+  _OUT = flags.DEFINE_string('out_dir', os.path.join(REPO_ROOT, 'docs', 'results'),
+                             'Where results files go.')
+  flags.mark_flags_as_required(['config', 'name', 'workdir'])
 
 
 def _git(*args) -> str:
@@ -56,7 +64,6 @@ def machine() -> dict:
       cpu = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), cpu)
   except OSError:
     pass
-  import jax  # pylint: disable=g-import-not-at-top
   return {'cpu': cpu, 'cores': os.cpu_count(), 'load_before': os.getloadavg()[0],
           'jax': jax.__version__, 'devices': [str(d) for d in jax.devices()]}
 
@@ -76,7 +83,6 @@ def parse_name(name: str) -> tuple:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from jaxseg.runner import loop  # pylint: disable=g-import-not-at-top
   group, row, seed = parse_name(_NAME.value)
   config = _CONFIG.value
   overrides = [a for a in sys.argv[1:] if a.startswith('--config.')]
@@ -108,4 +114,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

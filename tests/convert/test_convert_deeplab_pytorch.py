@@ -102,7 +102,7 @@ def torch_nets(tmp_path_factory):
   torch = pytest.importorskip('torch', reason='equivalence with a PyTorch reference network')
   from convert.torch_deeplab_pytorch import (  # pylint: disable=g-import-not-at-top
       DeepLabPytorchMSC, DeepLabPytorchV2)
-  from convert.torch_reference import randomize  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_resnet import randomize  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(1)
   msc = DeepLabPytorchMSC(randomize(DeepLabPytorchV2(CLASSES, width=8), seed=4)).eval()
   path = str(tmp_path_factory.mktemp('dlp') / 'deeplabv2_msc.pth')

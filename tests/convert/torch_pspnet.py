@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convert.torch_reference import EXPANSION, Bottleneck
+from jaxseg.bench.torch_resnet import EXPANSION, Bottleneck
 
 
 def _conv_bn_relu(cin, cout, k, stride=1):

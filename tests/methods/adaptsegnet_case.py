@@ -182,7 +182,7 @@ def torch_reenact(g_params: dict, g_stats: dict, d_params: dict, steps, torch_du
   """
   import torch  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
-  from convert.torch_reference import TorchDeepLabV2  # pylint: disable=g-import-not-at-top
+  from jaxseg.bench.torch_resnet import TorchDeepLabV2  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   g = TorchDeepLabV2(NUM_CLASSES, blocks=(1, 1, 1, 1), width=WIDTH, multi_level=True,
                      aspp_branches=2).to(torch.float64)

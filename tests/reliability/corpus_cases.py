@@ -23,7 +23,7 @@ from jaxseg.convert import formats as wformats
 from jaxseg.convert import load as wload
 from jaxseg.convert import torch_pickle
 from jaxseg.data import formats, validate
-from jaxseg.data.formats import common
+from jaxseg.data.formats import common, png
 from jaxseg.runner import config_checks, preemption
 
 P = {}  # 'prepared' (a Prepared), 'ckpt_workdir', 'gta_root': set by the test fixture
@@ -98,10 +98,9 @@ _DAMAGED_PNGS.update({'cut8bytes': lambda b: b[:8], 'flip_signature': lambda b: 
                       'random_bytes': lambda b: np.random.default_rng(2).bytes(len(b)),
                       'text': lambda b: b'not an image\n'})
 for _name, _damage in _DAMAGED_PNGS.items():
-  for _reader in ('read_rgb', 'read_png'):
-    add(f'png/{_reader}/{_name}',
-        lambda d, r=_reader, f=_damage: (lambda p=_file(d, 'x.png', f(_PNG)): getattr(
-            common, r)(p, LAYOUT)),
+  for _reader in (common.read_rgb, png.read_png):
+    add(f'png/{_reader.__name__}/{_name}',
+        lambda d, r=_reader, f=_damage: (lambda p=_file(d, 'x.png', f(_PNG)): r(p, LAYOUT)),
         lambda d: os.path.join(d, 'x.png'), r'corrupt|undecodable|unsupported|not a PNG')
 for _k in (0, 5, 25, 50, 80, 95):
   add(f'jpeg/cut{_k}', lambda d, k=_k: (lambda p=_file(d, 'x.jpg', _JPG[:int(len(_JPG) * k / 100)]):
@@ -134,7 +133,7 @@ for _name, (_mode, _bits) in _LABEL_MODES.items():
   add(f'label/mode_{_name}', _make, lambda d: os.path.join(d, 'label.png'),
       r'expected a single-channel label image')
 add('label/png16_wrong_channels',
-    lambda d: (lambda p=_file(d, 'l.png', _png_bytes('L')): common.read_png(p, LAYOUT,
+    lambda d: (lambda p=_file(d, 'l.png', _png_bytes('L')): png.read_png(p, LAYOUT,
                                                                             channels=(2,))),
     lambda d: os.path.join(d, 'l.png'), 'channel index out of range')
 
@@ -209,7 +208,7 @@ _BAD_FIELDS = {
         ('loss.depth_kind', 'huber'), ('loss.contour_pos_weight', 1.5),
         ('evaluation.min_depth', 0.0), ('evaluation.gt_range', 'wrap'),
         ('evaluation.contour_thresholds', 0), ('model.head_bn_mode', 'off')],
-    'configs/dsr.py:smoke': [
+    'configs/ctkt.py:smoke': [
         ('model.name', 'srcnn'), ('dataset.augment.dsr_scale', 3), ('loss.kind', 'ssim'),
         ('evaluation.border', -1), ('evaluation.units_scale', 0.0), ('model.input_scale', -1.0),
         ('dataset.augment.dsr_protocol', 'x')],
@@ -244,7 +243,7 @@ for _path, _near in [('no_such_field', 'config.'), ('optimizer.learnig_rate',
     return lambda: preemption.check_field_paths(config, ['seed', path])
   add(f'config/unknown/{_path}', _unknown, f'config.{_path}: no such field',
       f'nearest: .*{_near}')
-for _spec in ('configs/deeplabv2.py:smokee', 'configs/dsr.py:x3', 'configs/padnet.py:tiny'):
+for _spec in ('configs/deeplabv2.py:smokee', 'configs/ctkt.py:x3', 'configs/padnet.py:tiny'):
   add(f'config/unknown_variant/{_spec}', lambda d, s=_spec: (lambda: load_config(s)),
       _spec.split(':')[1], r'unknown variant')
 

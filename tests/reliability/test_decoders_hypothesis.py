@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from jaxseg.data import validate
-from jaxseg.data.formats import common
+from jaxseg.data.formats import common, png
 from jaxseg.data.formats.common import DatasetLayoutError
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -75,7 +75,7 @@ def test_png_and_label_readers_never_escape(tmp_path, case):
   with open(path, 'wb') as f:
     f.write(data)
   _check(lambda p: common.read_index_png(p, 'layout'), path, (2,))
-  _check(lambda p: common.read_png(p, 'layout'), path, (2, 3))  # (H, W) or (H, W, C)
+  _check(lambda p: png.read_png(p, 'layout'), path, (2, 3))  # (H, W) or (H, W, C)
 
 
 @SETTINGS
@@ -86,7 +86,7 @@ def test_random_bytes(tmp_path, data):
     f.write(data)
   _check(lambda p: common.read_rgb(p, 'layout'), path, (3,))
   try:
-    common.read_png(path, 'layout')
+    png.read_png(path, 'layout')
   except DatasetLayoutError as e:
     assert e.path == path
 

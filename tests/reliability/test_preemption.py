@@ -44,8 +44,8 @@ def test_workdir_of_another_config_names_the_differing_fields(tmp_path):
 
 
 def test_other_method_in_the_workdir(tmp_path):
-  workdir = _workdir_of(tmp_path, load_config('configs/dsr.py:smoke'))
-  with pytest.raises(ConfigError, match=r"config.method: 'dsr' -> 'deeplabv2'"):
+  workdir = _workdir_of(tmp_path, load_config('configs/ctkt.py:dsr_only,smoke'))
+  with pytest.raises(ConfigError, match=r"config.method: 'ctkt' -> 'deeplabv2'"):
     preemption.check_resume_config(load_config('configs/deeplabv2.py:smoke'), workdir)
 
 

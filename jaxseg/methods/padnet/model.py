@@ -156,7 +156,7 @@ class PADNet(nn.Module):
 
   def _front_end(self, image: Array, train: bool) -> Array:
     feats = ResNet(self.backbone_depth, self.backbone_width, self.layout, self.deep_stem,
-                   self.output_stride, pool_ceil_mode=self.pool_ceil_mode, bn_mode=self.bn_mode,
+                   output_stride=self.output_stride, pool_ceil_mode=self.pool_ceil_mode, bn_mode=self.bn_mode,
                    bn_axis_name=self.bn_axis_name, conv_impl=self.conv_impl, dtype=self.dtype,
                    name='backbone')(image, train)
     top = feats['layer4']
