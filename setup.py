@@ -23,9 +23,13 @@ setup(
         "h5py",  # NYUv2 MATLAB v7.3 files
         "scipy",  # MATLAB v5 files (splits.mat, classMapping40.mat)
         "tensorboardX",  # TensorBoard event files without TensorFlow
+        "dm-pix",  # SSIM for CTKT's DENet loss
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hdf5storage"],
+        # import-linter: the layer contract (tests/test_layers.py); hypothesis: decoder fuzzing;
+        # pydensecrf2: the reference CRF (builds from source, ~40 s the first time).
+        "test": ["pytest", "pytest-xdist", "hdf5storage", "import-linter", "hypothesis",
+                 "pydensecrf2"],
         "torch": ["torch"],
     },
 )

@@ -53,6 +53,7 @@ Override any field with --config.<field>=<value>, e.g. --config.loss.adv_weights
 import ml_collections
 
 from jaxseg import configlib
+from jaxseg.inference import config as inference_config
 from jaxseg.data import recipes
 
 FLAGS = ('smoke', 'gta5', 'synthia', '13', '16', 'single_level', 'source_only', 'lsgan', 'paper',
@@ -110,6 +111,8 @@ def get_config(arg=None):
       gan='bce', seg_aux_weight=SEG_AUX_WEIGHT, adv_weights=(0.002, 0.01)))
   # Generator: the release's groups (BN affine frozen, both classifiers 10x). Never-computed
   # ASPP branches are frozen by the method (PyTorch skips tensors without a gradient).
+  # Evaluation / predict (jaxseg.inference.config): inference mode, scales, flip, dense CRF.
+  c.eval = inference_config.eval_block()
   c.optimizer = ml_collections.ConfigDict(dict(
       name='sgd', learning_rate=1e-2, momentum=0.9, weight_decay=5e-4, nesterov=False,
       schedule='poly', power=0.9, decay_steps=0, warmup_steps=50, torch_duplicates=False,

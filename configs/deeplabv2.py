@@ -33,6 +33,7 @@ Override any field with --config.<field>=<value>, e.g. --config.num_train_steps=
 import ml_collections
 
 from jaxseg import configlib
+from jaxseg.inference import config as inference_config
 from jaxseg.data import recipes
 from jaxseg.methods.deeplabv2.param_groups import deeplab_param_groups
 
@@ -84,11 +85,10 @@ def get_config(arg=None):
       schedule='poly', power=0.9, warmup_steps=50,
       param_groups=deeplab_param_groups(freeze_bn=False, head_lr_mult=1.0,
                                         head_bias_lr_mult=1.0)))
-  # Evaluation / predict inference (jaxseg.inference.config): whole image at one scale is the
-  # DeepLab v2 protocol (MSC is inside the model); scales/flip/slide add a 'tta/' evaluation.
-  c.eval = ml_collections.ConfigDict(dict(
-      inference=dict(mode='whole', crop_size=(), stride=(), scales=(1.0,), flip=False,
-                     resize_rule='size', window_batch=0)))
+  # Evaluation / predict (jaxseg.inference.config): whole image at one scale is the DeepLab v2
+  # protocol (MSC is inside the model); scales/flip/slide add a 'tta/' evaluation, and
+  # --config.eval.crf=True a 'crf/' one (dense CRF, DeepLab v2's VOC parameters).
+  c.eval = inference_config.eval_block()
 
   if datasets:
     _real_recipe(c, datasets[0])

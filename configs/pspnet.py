@@ -32,6 +32,7 @@ Override any field with --config.<field>=<value>, e.g. --config.num_train_steps=
 import ml_collections
 
 from jaxseg import configlib
+from jaxseg.inference import config as inference_config
 from jaxseg.data import recipes
 
 DATASETS = ('cityscapes', 'ade20k', 'voc')
@@ -71,6 +72,8 @@ def get_config(arg=None):
       align_corners=True,        # semseg / Caffe Interp; mmseg False
       conv_impl='xla', dtype='float32'))
   c.loss = ml_collections.ConfigDict(dict(at_logit_resolution=False, aux_weight=0.4))
+  # Evaluation / predict (jaxseg.inference.config): inference mode, scales, flip, dense CRF.
+  c.eval = inference_config.eval_block()
   c.optimizer = ml_collections.ConfigDict(dict(
       name='sgd', learning_rate=0.01, momentum=0.9, weight_decay=1e-4, nesterov=False,
       schedule='poly', power=0.9,
@@ -93,6 +96,10 @@ def get_config(arg=None):
     c.model.update(depth=101, width=64, head_features=512, aux_features=256)
     c.optimizer.param_groups = head_param_groups(10.0)
     c.optimizer.warmup_steps = 0
+    # The semseg test protocol: sliding windows of the training crop (stride ceil(2/3 crop)),
+    # reported at one scale and, as 'tta/', at scales 0.5-1.75 with flips.
+    c.eval.inference.update(mode='slide', crop_size=REAL_CROP[name],
+                            scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)
   if 'no_ppm' in flags:
     c.model.use_ppm = False
   if 'no_aux' in flags:

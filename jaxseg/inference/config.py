@@ -18,7 +18,10 @@ import dataclasses
 import numbers
 from typing import Any, Dict, Optional, Tuple
 
+import ml_collections
+
 from jaxseg.configlib import ConfigError
+from jaxseg.inference.crf import CRF_DEFAULTS
 from jaxseg.inference.multiscale import MODES
 from jaxseg.inference.sliding import default_stride
 from jaxseg.nn.resize import RESIZE_RULES, caffe_interp_factors
@@ -134,6 +137,32 @@ def from_config(config) -> InferenceConfig:
   return parse(inference)
 
 
+
+
+def eval_block(crf: bool = False, **inference) -> ml_collections.ConfigDict:
+  """`config.eval` of a segmentation config: `inference` (whole image, one scale, no flip unless
+  given) and the dense CRF (`crf` on/off, `crf_params` = DeepLab v2's VOC parameters)."""
+  fields = dict(mode='whole', crop_size=(), stride=(), scales=(1.0,), flip=False,
+                resize_rule='size', window_batch=0)
+  fields.update(inference)
+  return ml_collections.ConfigDict(dict(inference=fields, crf=crf, crf_params=dict(CRF_DEFAULTS)))
+
+
+def crf_params(config):
+  """The CRF keyword arguments when `config.eval.crf` is on, else None."""
+  ev = config.get('eval', None) if hasattr(config, 'get') else None
+  if ev is None or not ev.get('crf', False):
+    return None
+  params = dict(CRF_DEFAULTS)
+  params.update(dict(ev.get('crf_params', {})))
+  unknown = sorted(set(params) - set(CRF_DEFAULTS))
+  if unknown:
+    raise ConfigError(f'config.eval.crf_params.{unknown[0]}: not a CRF parameter; expected '
+                      f'{sorted(CRF_DEFAULTS)}')
+  return params
+
+
 def validate(config) -> None:
-  """Raises ConfigError naming the field if ``config.eval.inference`` is invalid."""
+  """Raises ConfigError naming the field if ``config.eval`` (inference, CRF) is invalid."""
   from_config(config)
+  crf_params(config)

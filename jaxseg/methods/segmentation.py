@@ -9,7 +9,8 @@ Evaluation and prediction go through `jaxseg.inference` with `config.eval.infere
 image or sliding windows, any scales, horizontal flip; absent = whole image, one scale):
 probabilities at the label's resolution, one confusion matrix over the whole split for the
 single-scale view (`miou`, ...) and, when the configured inference is multi-scale and/or
-flipped, a second one for it (`tta/miou`, ...): both appear in the report and metrics.jsonl.
+flipped, a second one for it (`tta/miou`, ...), and with `config.eval.crf` a third after the
+dense CRF (`crf/miou`, ...): all appear in the report and metrics.jsonl.
 """
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import numpy as np
 
 from jaxseg import viz
 from jaxseg.inference import config as inference_config
+from jaxseg.inference.crf import dense_crf_batch
 from jaxseg.inference.multiscale import predict_probs
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.methods.base import Method
@@ -24,6 +26,7 @@ from jaxseg.metrics import segmentation as seg_metrics
 from jaxseg.training.state import step_rng
 
 TTA = 'tta'  # metric prefix of the configured multi-scale / flip inference
+CRF = 'crf'  # metric prefix of the configured inference followed by the dense CRF
 
 
 class SegmentationMethod(Method):
@@ -39,6 +42,7 @@ class SegmentationMethod(Method):
     self.model = self.build_model(config, self.num_classes, axis_name)
     self.align_corners = config.model.align_corners
     self.inference = inference_config.from_config(config)
+    self.crf_params = inference_config.crf_params(config)  # None: no CRF
     self.tx = None
 
   def build_model(self, config, num_classes: int, axis_name):
@@ -86,6 +90,27 @@ class SegmentationMethod(Method):
     return predict_probs(logits_fn, image, **inf.kwargs(), out_size=tuple(size),
                          align_corners=self.align_corners, num_classes=self.num_classes)
 
+  def raw_image(self, image):
+    """Normalised (B, H, W, 3) images -> the uint8 RGB images they came from (the CRF's
+    bilateral guide): the recipe's normalisation undone (`config.dataset.augment` mean, std,
+    BGR order), rounded."""
+    aug = self.config.dataset.augment
+    x = image.astype(jnp.float32) * jnp.asarray(aug.std, jnp.float32) + jnp.asarray(
+        aug.mean, jnp.float32)
+    if aug.get('bgr', False):
+      x = x[..., ::-1]
+    return jnp.clip(jnp.round(x), 0, 255).astype(jnp.uint8)
+
+  def crf_probs(self, state, image, size):
+    """The configured inference's probabilities at the image's size, refined by the dense CRF
+    with the image as guide, then resized to `size` -> (B, *size, K)."""
+    probs = self.probs(state, image, image.shape[1:3])
+    refined = dense_crf_batch(self.raw_image(image), probs, **self.crf_params)
+    if tuple(size) != tuple(image.shape[1:3]):
+      refined = jax.image.resize(refined, (refined.shape[0], *size, refined.shape[-1]),
+                                 'bilinear', antialias=False)
+    return refined
+
   def _confusion(self, pred, batch):
     mask = jnp.broadcast_to(batch['mask'][:, None, None], pred.shape)
     cm = seg_metrics.confusion_matrix(pred, batch['label'], self.num_classes,
@@ -101,6 +126,9 @@ class SegmentationMethod(Method):
     if self.inference != single:
       sums[f'confusion_{TTA}'] = self._confusion(
           jnp.argmax(self.probs(state, batch['image'], size), -1), batch)
+    if self.crf_params is not None:
+      sums[f'confusion_{CRF}'] = self._confusion(
+          jnp.argmax(self.crf_probs(state, batch['image'], size), -1), batch)
     return sums
 
   def _scores(self, confusion, prefix: str = ''):
@@ -128,10 +156,13 @@ class SegmentationMethod(Method):
 
   def extra_views(self):
     """(sums key, metric prefix, report title) of the evaluations beside single scale."""
-    return [(f'confusion_{TTA}', TTA, self.inference.name)]
+    return [(f'confusion_{TTA}', TTA, self.inference.name),
+            (f'confusion_{CRF}', CRF, f'{self.inference.name} + CRF')]
 
   def predict_step(self, state, batch):
-    probs = self.probs(state, batch['image'], batch['image'].shape[1:3])
+    size = batch['image'].shape[1:3]
+    probs = (self.probs(state, batch['image'], size) if self.crf_params is None
+             else self.crf_probs(state, batch['image'], size))
     return {'label': jnp.argmax(probs, axis=-1)}
 
   def render(self, example, prediction, raw_image):

@@ -67,3 +67,34 @@ def test_whole_single_scale_has_no_tta_view():
            'mask': np.array([True, False])}
   sums = jax.jit(method.eval_step)(state, batch)
   assert set(sums) == {'confusion'} and int(sums['confusion'].sum()) == 33 * 41
+
+
+def test_crf_view_and_raw_image_roundtrip():
+  """eval.crf: a 'confusion_crf' from the dense CRF over the configured inference's
+  probabilities, guided by the uint8 image the normalised batch came from."""
+  from jaxseg.data import recipes  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference.crf import dense_crf_batch  # pylint: disable=g-import-not-at-top
+  c = load_config('configs/deeplabv2.py:smoke')
+  c.model.msc = False
+  c.eval.crf = True
+  c.eval.crf_params.iterations = 3
+  config_checks.validate(c)
+  meta = {'num_classes': K, 'class_names': tuple(f'c{i}' for i in range(K)),
+          'palette': np.zeros((K, 3), np.uint8), 'ignore_label': 255}
+  method = build_method(c, meta)
+  rng = np.random.default_rng(2)
+  raw = rng.integers(0, 256, (2, 21, 17, 3)).astype(np.uint8)
+  image = np.stack([recipes.make_eval_transform(c.dataset.augment, ('image',))(
+      {'image': r})['image'] for r in raw])
+  np.testing.assert_array_equal(method.raw_image(jnp.asarray(image)), raw)  # BGR mean undone
+  state = method.init_state(jax.random.key(0), {'image': image})
+  label = rng.integers(0, K, (2, 21, 17)).astype(np.int32)
+  sums = jax.jit(method.eval_step)(state, {'image': image, 'label': label,
+                                           'mask': np.array([True, True])})
+  assert set(sums) == {'confusion', 'confusion_crf'}
+  probs = method.probs(state, jnp.asarray(image), (21, 17))
+  want = seg_metrics.confusion_matrix(
+      jnp.argmax(dense_crf_batch(jnp.asarray(raw), probs, **method.crf_params), -1), label, K, 255)
+  np.testing.assert_array_equal(sums['confusion_crf'], want)
+  scalars, report = method.summarize(jax.device_get(sums))
+  assert 'crf/miou' in scalars and 'whole ss + CRF: mIoU' in report
