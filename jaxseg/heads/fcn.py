@@ -1,33 +1,13 @@
-"""Conv-BN-ReLU block and the FCN-style segmentation head (PSPNet's main and auxiliary heads)."""
+"""The FCN-style segmentation head (PSPNet's main and auxiliary heads)."""
 from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 
-from jaxseg.nn import BatchNorm, Conv2D
+from jaxseg.nn import Conv2D
+from jaxseg.nn.blocks import ConvBNReLU
 
 Array = jax.Array
-
-
-class ConvBNReLU(nn.Module):
-  """(N, H, W, Cin) -> (N, H, W, features): conv (no bias, ``conv``) + BatchNorm (``bn``) + ReLU.
-
-  ``padding`` of the conv is ``dilation * (kernel_size - 1) // 2`` (same size at stride 1).
-  """
-  features: int
-  kernel_size: int = 3
-  dilation: int = 1
-  bn_mode: str = 'train'
-  bn_axis_name: Optional[str] = None
-  conv_impl: str = 'xla'
-  dtype: Any = None
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    x = Conv2D(self.features, kernel_size=self.kernel_size, dilation=self.dilation,
-               use_bias=False, impl=self.conv_impl, dtype=self.dtype, name='conv')(x)
-    x = BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype, name='bn')(x, train)
-    return nn.relu(x)
 
 
 class FCNHead(nn.Module):

@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.heads.fcn import ConvBNReLU
+from jaxseg.nn.blocks import ConvBNReLU
 from jaxseg.nn import adaptive_avg_pool, resize_bilinear
 
 Array = jax.Array

@@ -33,8 +33,8 @@ import jax.numpy as jnp
 from jaxseg.backbones.resnet import ResNet
 from jaxseg.heads.padnet_distillation import (DISTILLATION_MODES, GATE_SOURCES, Distillation,
                                               concat_distillation)
-from jaxseg.nn import BatchNorm, Conv2D, resize_bilinear
-from jaxseg.nn.deconv import ConvTranspose
+from jaxseg.nn import Conv2D, resize_bilinear
+from jaxseg.nn.blocks import ConvBNReLU
 from jaxseg.nn.precision import compute_dtype
 
 Array = jnp.ndarray
@@ -42,35 +42,6 @@ INTERMEDIATE_TASKS = ('depth', 'normals', 'parsing', 'contours')  # "low level t
 FINAL_TASKS = ('depth', 'parsing')
 TASK_MODES = ('multitask', 'depth', 'parsing', 'depth_parsing')
 DISTILL_INPUTS = ('predictions', 'features')
-
-
-class ConvBNReLU(nn.Module):
-  """Conv (no bias) + BatchNorm + ReLU; with `transpose` the conv is a stride-2 transposed conv.
-
-  Conv: param `conv/kernel` (k, k, C_in, C_out). Transposed (exact 2x upsampling), param
-  `deconv/kernel`, He-normal fan-out init: kernel 4 with 'SAME' padding has the geometry of
-  PyTorch ConvTranspose2d(k=4, s=2, p=1), the Flax kernel being PyTorch's spatially flipped
-  (tested: y[o] = sum_i x[i] w_torch[o + 1 - 2i]); computed as four sub-pixel convolutions
-  (`jaxseg.nn.deconv`, equal to `nn.ConvTranspose`), through `conv_impl`.
-  """
-  features: int
-  kernel_size: int = 1
-  transpose: bool = False
-  bn_mode: str = 'train'
-  bn_axis_name: Optional[str] = None
-  conv_impl: str = 'xla'
-  dtype: Any = None
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    if self.transpose:
-      x = ConvTranspose(self.features, self.kernel_size, stride=2, impl=self.conv_impl,
-                        dtype=self.dtype, name='deconv')(x)
-    else:
-      x = Conv2D(self.features, self.kernel_size, impl=self.conv_impl, dtype=self.dtype,
-                 name='conv')(x)
-    return nn.relu(BatchNorm(self.bn_mode, axis_name=self.bn_axis_name, dtype=self.dtype,
-                             name='bn')(x, train))
 
 
 class TaskDecoder(nn.Module):
@@ -86,8 +57,9 @@ class TaskDecoder(nn.Module):
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
     for i, f in enumerate(self.features, start=1):
-      x = ConvBNReLU(f, self.kernel_size, True, self.bn_mode, self.bn_axis_name, self.conv_impl,
-                     self.dtype, name=f'deconv{i}')(x, train)
+      x = ConvBNReLU(f, self.kernel_size, transpose=True, bn_mode=self.bn_mode,
+                     bn_axis_name=self.bn_axis_name, conv_impl=self.conv_impl, dtype=self.dtype,
+                     name=f'deconv{i}')(x, train)
     return Conv2D(self.out_channels, 1, use_bias=True, impl=self.conv_impl, dtype=self.dtype,
                   name='pred')(x)
 
@@ -169,8 +141,9 @@ class PADNet(nn.Module):
     return jnp.concatenate(parts, axis=-1)
 
   def _conv_bn_relu(self, features: int, name: str, transpose: bool = False) -> ConvBNReLU:
-    return ConvBNReLU(features, self.deconv_kernel if transpose else 1, transpose,
-                      self.head_bn_mode, self.bn_axis_name, self.conv_impl, self.dtype, name=name)
+    return ConvBNReLU(features, self.deconv_kernel if transpose else 1, transpose=transpose,
+                      bn_mode=self.head_bn_mode, bn_axis_name=self.bn_axis_name,
+                      conv_impl=self.conv_impl, dtype=self.dtype, name=name)
 
   def _deconv(self, features: int, name: str) -> ConvBNReLU:
     return self._conv_bn_relu(features, name, transpose=True)
