@@ -114,6 +114,22 @@ def tiny():
   return method, batch
 
 
+def test_resumed_batches_equal_uninterrupted():
+  """A run resumed at step 3 draws exactly the batches (random crops, flips, LR maps) that an
+  uninterrupted run draws at steps 3 and 4."""
+  c = smoke()
+  src = sources.make_source(c.dataset, 'train')
+  method = build_method(c, src.meta)
+  batches = pipeline.TrainBatches(src, method.train_transform(), c.batch_size, c.seed)
+  straight = list(batches.iterate(0, 5, num_threads=1))
+  resumed = list(batches.iterate(3, 5, num_threads=1))
+  assert len(resumed) == 2 and set(resumed[0]) == set(method.batch_keys)
+  for want, got in zip(straight[3:], resumed):
+    for k in want:
+      np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+  assert not np.array_equal(straight[3]['depth'], straight[4]['depth'])
+
+
 def test_batch_keys_and_shapes(tiny):
   method, batch = tiny
   assert set(method.batch_keys) == {'depth_lr', 'depth', 'valid', 'minmax', 'depth_lr_up'}
