@@ -24,7 +24,7 @@ CONFIG_FILE = 'config.json'
 RESUME_FREE_FIELDS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                       'keep_checkpoints', 'data_threads', 'num_eval_examples', 'eval_batch_size',
                       'predict', 'init_from', 'init_layout', 'dataset.data_dir',
-                      'dataset.prepared_dir', 'dataset.prepare_threads')
+                      'dataset.prepared_dir', 'dataset.prepare_threads', 'eval', 'evaluation')
 _SIGNALS = ('SIGTERM', 'SIGINT', 'SIGUSR1')
 _requested = []  # the signal names received, in order
 

@@ -19,7 +19,11 @@ from jaxseg.config_files import REPO_ROOT
 _DIR = flags.DEFINE_string('results_dir', os.path.join(REPO_ROOT, 'docs', 'results'), '')
 _OUT = flags.DEFINE_string('out', os.path.join(REPO_ROOT, 'docs', 'results.md'), '')
 
-PERCENT = {'miou', 'pixel_accuracy', 'mean_accuracy'}  # fractions shown as %
+PERCENT = {'miou', 'pixel_accuracy', 'mean_accuracy'}  # fractions shown as % (also 'tta/miou', ...)
+
+
+def is_percent(key: str) -> bool:
+  return key.split('/')[-1] in PERCENT
 
 
 def load(results_dir: str) -> list:
@@ -34,7 +38,7 @@ def load(results_dir: str) -> list:
 
 
 def cell(values, key: str) -> str:
-  v = np.asarray(values, np.float64) * (100.0 if key in PERCENT else 1.0)
+  v = np.asarray(values, np.float64) * (100.0 if is_percent(key) else 1.0)
   text = f'{v.mean():.2f}' if abs(v.mean()) >= 1 else f'{v.mean():.4f}'
   if len(v) > 1:
     spread = f'{v.std():.2f}' if abs(v.mean()) >= 1 else f'{v.std():.4f}'
@@ -47,7 +51,7 @@ def group_table(group: str, records: list) -> str:
   for rec in sorted(records, key=lambda r: r['date']):
     rows.setdefault(rec['row'], []).append(rec)
   columns = records[0]['columns']
-  head = ['row', 'seeds'] + [f'{c} (%)' if c in PERCENT else c for c in columns] + [
+  head = ['row', 'seeds'] + [f'{c} (%)' if is_percent(c) else c for c in columns] + [
       'steps', 'wall s (mean)']
   lines = [f'## {group}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for row, recs in rows.items():
